@@ -1,0 +1,36 @@
+"""The two errors a caller of ``otel_llm`` handles itself.
+
+Both are ``ValueError`` so that code already catching bad input keeps working.
+Provider failures keep the ``openai`` SDK's own exception types instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["ConfigError", "UnknownModelError"]
+
+_WHERE = {"request": "the request_model argument", "header": "the X-LLM-Model header"}
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the variable and the problem."""
+
+
+class UnknownModelError(ValueError):
+    """A requested model names no configured alias.
+
+    The rejected value is kept on the exception for the caller's own error
+    response; it is quoted in the message only shortened, because it is typed
+    by whoever sent the request.
+    """
+
+    def __init__(self, value: str, source: str, known: Iterable[str]) -> None:
+        self.value = value
+        self.source = source
+        self.known = tuple(sorted(known))
+        shown = value if len(value) <= 64 else value[:61] + "..."
+        super().__init__(
+            f"unknown model {shown!r} from {_WHERE.get(source, source)}; "
+            f"known aliases: {', '.join(self.known) or '(none configured)'}"
+        )

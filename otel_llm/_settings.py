@@ -1,0 +1,317 @@
+"""Configuration: ``LLMSettings`` reads the environment and ``LLM_CONFIG_FILE``.
+
+Everything is validated when the settings are built, so a bad configuration
+fails at start-up with a ``ConfigError`` that names the variable, never at the
+first call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from ._endpoints import Endpoint, OpenAIEndpoint
+from ._errors import ConfigError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = ["LLMSettings", "Price", "api_variable", "get_settings", "reload_settings"]
+
+_PER_API_PREFIX = "LLM_MODEL_"
+_NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
+
+
+def api_variable(api_name: str) -> str:
+    """``LLM_MODEL_<API>`` for an API name: ``gap-analysis`` -> ``LLM_MODEL_GAP_ANALYSIS``."""
+    return _PER_API_PREFIX + _NOT_ALNUM.sub("_", api_name).upper()
+
+
+class Price(BaseModel):
+    """USD per one million tokens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    output: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    cached_input: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
+
+
+_Alias = Annotated[str, Field(min_length=1)]
+
+
+class LLMSettings(BaseSettings):
+    """Model selection, endpoints, prices and resilience settings.
+
+    Built from (highest priority first) keyword arguments, environment
+    variables, then the TOML file named by ``LLM_CONFIG_FILE``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="LLM_",
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    model_default: _Alias | None = None
+    """``LLM_MODEL_DEFAULT``: alias used when nothing else chose."""
+    api_models: dict[str, _Alias] = {}
+    """``LLM_MODEL_<API>``, keyed by ``LLM_MODEL_<API>`` variable name."""
+    enable_llm_model_override: bool = Field(
+        False, validation_alias=AliasChoices("ENABLE_LLM_MODEL_OVERRIDE", "enable_llm_model_override")
+    )
+    enable_llm_model_header: bool = Field(
+        False, validation_alias=AliasChoices("ENABLE_LLM_MODEL_HEADER", "enable_llm_model_header")
+    )
+    models: Annotated[dict[_Alias, Endpoint], NoDecode] = {}
+    fallbacks: Annotated[dict[_Alias, list[_Alias]], NoDecode] = {}
+    prices: Annotated[dict[_Alias, Price], NoDecode] = {}
+    retry_attempts: int = Field(2, ge=1, le=10, strict=False)
+    retry_max_wait_s: float = Field(10.0, ge=0, le=300, allow_inf_nan=False)
+    call_timeout_s: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
+    http_spans: bool = True
+    config_file: Path | None = None
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, values)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = getattr(init_settings, "init_kwargs", {}).get("config_file") or os.environ.get(
+            "LLM_CONFIG_FILE"
+        )
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvSource(settings_cls)]
+        if config_file:
+            sources.append(_TomlSource(settings_cls, Path(config_file)))
+        return tuple(sources)
+
+    @field_validator("models", "fallbacks", "prices", mode="before")
+    @classmethod
+    def _parse_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import json
+
+            try:
+                value = json.loads(value, parse_constant=_reject_constant)
+            except ValueError as exc:
+                raise ValueError(f"invalid JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_fallbacks(self) -> LLMSettings:
+        _check_fallbacks(self.fallbacks, self.endpoints)
+        return self
+
+    # Settings are immutable, so what is derived from them is computed once.
+
+    @cached_property
+    def endpoints(self) -> dict[str, Endpoint]:
+        """Every known alias and where it lives."""
+        endpoints: dict[str, Endpoint] = dict(self.models)
+        # An alias named by a selection variable but absent from LLM_MODELS is an
+        # OpenAI model of that name, reached through the SDK's own environment.
+        for alias in (self.model_default, *self.api_models.values()):
+            if alias is not None and alias not in endpoints:
+                endpoints[alias] = OpenAIEndpoint(model=alias)
+        return endpoints
+
+    @cached_property
+    def _selections(self) -> dict[str, Any]:
+        """Selections that depend on the API name alone, memoised by the selection module."""
+        return {}
+
+    def fallback_chain(self, alias: str) -> list[str]:
+        """The aliases tried after ``alias``, in order."""
+        return self.fallbacks.get(alias, [])
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _check_fallbacks(fallbacks: dict[str, list[str]], endpoints: dict[str, Endpoint]) -> None:
+    for alias, chain in fallbacks.items():
+        for name in (alias, *chain):
+            if name not in endpoints:
+                raise ValueError(
+                    f"LLM_FALLBACKS: {alias!r} names unknown alias {name!r}; "
+                    f"known aliases: {', '.join(sorted(endpoints)) or '(none)'}"
+                )
+        if alias in chain:
+            raise ValueError(f"LLM_FALLBACKS: {alias!r} falls back to itself")
+        if len(set(chain)) != len(chain):
+            raise ValueError(f"LLM_FALLBACKS: {alias!r} lists an alias twice")
+    # A cycle (a -> b, b -> a) would make a failing call hop forever.
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(alias: str, path: list[str]) -> None:
+        if alias in done:
+            return
+        if alias in visiting:
+            cycle = path[path.index(alias) :] + [alias]
+            raise ValueError(f"LLM_FALLBACKS: cycle {' -> '.join(cycle)}")
+        visiting.add(alias)
+        for nxt in fallbacks.get(alias, []):
+            visit(nxt, path + [alias])
+        visiting.discard(alias)
+        done.add(alias)
+
+    for alias in fallbacks:
+        visit(alias, [])
+
+
+class _EnvSource(EnvSettingsSource):
+    """The environment, plus ``LLM_MODEL_<API>`` for any API name."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        default = "llm_model_default"
+        prefix = _PER_API_PREFIX.lower()
+        per_api = {
+            name.upper(): value
+            for name, value in self.env_vars.items()
+            if name.startswith(prefix) and name != default and value
+        }
+        if per_api:
+            values["api_models"] = per_api
+        return values
+
+
+class _TomlSource(InitSettingsSource):
+    """``LLM_CONFIG_FILE``: the same keys, lower-case, without the ``LLM_`` prefix.
+
+    ``model_keywords = "gpt41-mini"`` is the file's ``LLM_MODEL_KEYWORDS``.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        try:
+            with path.open("rb") as file:
+                data = tomllib.load(file)
+        except OSError as exc:
+            raise ConfigError(f"LLM_CONFIG_FILE: cannot read {str(path)!r} ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"LLM_CONFIG_FILE: {str(path)!r} is not valid TOML ({exc})") from None
+        per_api = {
+            api_variable(key[len("model_") :]): data.pop(key)
+            for key in list(data)
+            if key.startswith("model_") and key != "model_default"
+        }
+        if per_api:
+            data["api_models"] = per_api
+        super().__init__(settings_cls, data)
+
+
+# -- turning pydantic's errors into messages that name the variable ----------
+
+_FLAG_VARIABLES = {
+    "enable_llm_model_override": "ENABLE_LLM_MODEL_OVERRIDE",
+    "enable_llm_model_header": "ENABLE_LLM_MODEL_HEADER",
+}
+
+
+def _variable(field: str) -> str:
+    if field.upper() in _FLAG_VARIABLES.values():
+        return field.upper()
+    return _FLAG_VARIABLES.get(field) or f"LLM_{field.upper()}"
+
+
+def _where(field: str, init_values: dict[str, Any]) -> str:
+    """Name where the bad value came from, as the user wrote it."""
+    if field in init_values:
+        return f"{field}="
+    variable = _variable(field)
+    config_file = init_values.get("config_file") or os.environ.get("LLM_CONFIG_FILE")
+    if variable in os.environ or not config_file or field == "api_models":
+        return variable
+    return f"{variable} (key {variable.lower().removeprefix('llm_')!r} in {str(config_file)!r})"
+
+
+_TAG_MESSAGES = {
+    "union_tag_not_found": "missing field 'provider' (one of 'openai', 'azure')",
+    "union_tag_invalid": "unknown provider (expected 'openai' or 'azure')",
+}
+
+
+def _describe(exc: ValidationError, init_values: dict[str, Any]) -> str:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        message = _TAG_MESSAGES.get(error["type"], error["msg"]).removeprefix("Value error, ")
+        if not loc:  # a whole-model check, whose message names its variable itself
+            problems.append(message)
+            continue
+        field, rest = loc[0], [part for part in loc[1:] if part not in ("openai", "azure")]
+        if field == "api_models" and rest:
+            where, rest = rest[0], rest[1:]
+        else:
+            where = _where(field, init_values)
+        path = "".join(f"[{part!r}]" for part in rest)
+        problems.append(f"{where}{path}: {message}")
+    return "invalid otel-llm configuration: " + "; ".join(problems)
+
+
+# -- the process-wide settings used by the module-level functions -----------
+
+_lock = threading.Lock()
+_current: LLMSettings | None = None
+
+
+def get_settings() -> LLMSettings:
+    """The process-wide settings, built on first use."""
+    current = _current
+    if current is None:
+        current = reload_settings()
+    return current
+
+
+def reload_settings() -> LLMSettings:
+    """Re-read the environment and ``LLM_CONFIG_FILE``; returns the new settings.
+
+    If the new configuration is invalid, ``ConfigError`` is raised and the
+    previous settings stay in force.
+    """
+    global _current
+    settings = LLMSettings()
+    with _lock:
+        _current = settings
+    return settings
