@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 from ._errors import ConfigError, UnknownModelError
 from ._settings import LLMSettings, api_variable, get_settings
@@ -17,7 +17,7 @@ __all__ = ["Headers", "Selection", "SelectionSource", "select_model", "with_requ
 
 SelectionSource = Literal["request", "header", "env", "default"]
 
-Headers = Union[Mapping[str, str], Iterable[tuple[Union[str, bytes], Union[str, bytes]]]]
+Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
 """A dict, any mapping (Starlette's or httpx's ``Headers``), or a list of pairs
 (an ASGI scope's raw ``(bytes, bytes)`` headers too)."""
 
@@ -75,7 +75,7 @@ def configured_selection(api_name: str, settings: LLMSettings) -> Selection:
         selection = _configured(api_name, settings)
         if len(memo) < _MAX_MEMOISED_APIS:
             memo[api_name] = selection
-    return selection  # type: ignore[no-any-return]
+    return selection
 
 
 def _configured(api_name: str, settings: LLMSettings) -> Selection:
@@ -102,10 +102,10 @@ def header_value(headers: Headers) -> str | None:
     if isinstance(headers, Mapping):
         # Case-insensitive mappings (Starlette, httpx) answer directly; a plain
         # dict usually holds one of these two spellings.
-        for name in (HEADER, "X-LLM-Model"):
-            value = headers.get(name)
-            if value is not None:
-                return _text(value).strip()
+        for spelling in (HEADER, "X-LLM-Model"):
+            found = headers.get(spelling)
+            if found is not None:
+                return _text(found).strip()
         pairs: Iterable[tuple[str | bytes, str | bytes]] = headers.items()
     else:
         pairs = headers

@@ -7,13 +7,13 @@ first call.
 
 from __future__ import annotations
 
-import math
 import os
 import re
+import sys
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AliasChoices,
@@ -36,10 +36,13 @@ from pydantic_settings import (
 from ._endpoints import Endpoint, OpenAIEndpoint
 from ._errors import ConfigError
 
-try:
+if TYPE_CHECKING:
+    from ._selection import Selection
+
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:
+    import tomli as tomllib
 
 __all__ = ["LLMSettings", "Price", "api_variable", "get_settings", "reload_settings"]
 
@@ -114,9 +117,7 @@ class LLMSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = getattr(init_settings, "init_kwargs", {}).get("config_file") or os.environ.get(
-            "LLM_CONFIG_FILE"
-        )
+        config_file = getattr(init_settings, "init_kwargs", {}).get("config_file") or os.environ.get("LLM_CONFIG_FILE")
         sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvSource(settings_cls)]
         if config_file:
             sources.append(_TomlSource(settings_cls, Path(config_file)))
@@ -155,7 +156,7 @@ class LLMSettings(BaseSettings):
         return endpoints
 
     @cached_property
-    def _selections(self) -> dict[str, Any]:
+    def _selections(self) -> dict[str, Selection]:
         """Selections that depend on the API name alone, memoised by the selection module."""
         return {}
 
@@ -188,11 +189,11 @@ def _check_fallbacks(fallbacks: dict[str, list[str]], endpoints: dict[str, Endpo
         if alias in done:
             return
         if alias in visiting:
-            cycle = path[path.index(alias) :] + [alias]
+            cycle = [*path[path.index(alias) :], alias]
             raise ValueError(f"LLM_FALLBACKS: cycle {' -> '.join(cycle)}")
         visiting.add(alias)
         for nxt in fallbacks.get(alias, []):
-            visit(nxt, path + [alias])
+            visit(nxt, [*path, alias])
         visiting.discard(alias)
         done.add(alias)
 

@@ -17,8 +17,12 @@ AZURE = {
     "api_version": "2024-10-21",
     "api_key_env": "AZURE_OPENAI_API_KEY",
 }
-OPENAI = {"provider": "openai", "model": "gpt-4.1-mini", "base_url": "https://api.openai.com/v1",
-          "api_key_env": "OPENAI_API_KEY"}
+OPENAI = {
+    "provider": "openai",
+    "model": "gpt-4.1-mini",
+    "base_url": "https://api.openai.com/v1",
+    "api_key_env": "OPENAI_API_KEY",
+}
 
 
 def test_defaults() -> None:
@@ -56,7 +60,11 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     azure = settings.models["gpt4o-2"]
     assert isinstance(azure, AzureEndpoint)
     assert (azure.deployment, azure.request_model, azure.model, azure.api_version) == (
-        "gpt-4o-2", "gpt-4o-2", "gpt-4o", "2024-10-21")
+        "gpt-4o-2",
+        "gpt-4o-2",
+        "gpt-4o",
+        "2024-10-21",
+    )
     openai_endpoint = settings.models["gpt41-mini"]
     assert isinstance(openai_endpoint, OpenAIEndpoint)
     assert openai_endpoint.request_model == "gpt-4.1-mini"
@@ -71,7 +79,10 @@ def test_an_alias_missing_from_llm_models_is_an_openai_model_of_that_name(monkey
     monkeypatch.setenv("LLM_MODEL_DEFAULT", "gpt-4.1")
     monkeypatch.setenv("LLM_MODEL_KEYWORDS", "gpt-4.1-nano")
     endpoints = LLMSettings().endpoints
-    assert endpoints == {"gpt-4.1": OpenAIEndpoint(model="gpt-4.1"), "gpt-4.1-nano": OpenAIEndpoint(model="gpt-4.1-nano")}
+    assert endpoints == {
+        "gpt-4.1": OpenAIEndpoint(model="gpt-4.1"),
+        "gpt-4.1-nano": OpenAIEndpoint(model="gpt-4.1-nano"),
+    }
     assert endpoints["gpt-4.1"].base_url is None  # the SDK's own OPENAI_BASE_URL / default applies
 
 
@@ -154,21 +165,42 @@ def test_per_api_variable_from_the_environment_wins_over_the_file(
         ("LLM_MODELS", '{"a": {"model": "m"}}', "LLM_MODELS['a']: missing field 'provider'"),
         ("LLM_MODELS", '{"a": {"provider": "openai"}}', "LLM_MODELS['a']['model']: Field required"),
         ("LLM_MODELS", json.dumps({"a": {**AZURE, "deployment": None}}), "LLM_MODELS['a']['deployment']"),
-        ("LLM_MODELS", json.dumps({"a": {k: v for k, v in AZURE.items() if k != "endpoint"}}),
-         "LLM_MODELS['a']['endpoint']: Field required"),
+        (
+            "LLM_MODELS",
+            json.dumps({"a": {k: v for k, v in AZURE.items() if k != "endpoint"}}),
+            "LLM_MODELS['a']['endpoint']: Field required",
+        ),
         ("LLM_MODELS", json.dumps({"a": {**OPENAI, "base_url": "not a url"}}), "LLM_MODELS['a']['base_url']"),
-        ("LLM_MODELS", json.dumps({"a": {**OPENAI, "deploymnet": "x"}}),
-         "LLM_MODELS['a']['deploymnet']: Extra inputs are not permitted"),
+        (
+            "LLM_MODELS",
+            json.dumps({"a": {**OPENAI, "deploymnet": "x"}}),
+            "LLM_MODELS['a']['deploymnet']: Extra inputs are not permitted",
+        ),
         ("LLM_FALLBACKS", '{"a": "b"}', "LLM_FALLBACKS['a']: Input should be a valid list"),
         ("LLM_FALLBACKS", '{"gpt41": ["nope"]}', "LLM_FALLBACKS: 'gpt41' names unknown alias 'nope'"),
         ("LLM_FALLBACKS", '{"nope": ["gpt41"]}', "LLM_FALLBACKS: 'nope' names unknown alias 'nope'"),
         ("LLM_FALLBACKS", '{"gpt41": ["gpt41"]}', "LLM_FALLBACKS: 'gpt41' falls back to itself"),
         ("LLM_FALLBACKS", '{"gpt41": ["mini", "mini"]}', "LLM_FALLBACKS: 'gpt41' lists an alias twice"),
-        ("LLM_FALLBACKS", '{"gpt41": ["mini"], "mini": ["nano"], "nano": ["gpt41"]}',
-         "LLM_FALLBACKS: cycle gpt41 -> mini -> nano -> gpt41"),
-        ("LLM_PRICES", '{"gpt-4o": {"input": -1, "output": 1}}', "LLM_PRICES['gpt-4o']['input']: Input should be greater than or equal to 0"),
-        ("LLM_PRICES", '{"gpt-4o": {"input": NaN, "output": 1}}', "LLM_PRICES: invalid JSON (NaN is not a finite number)"),
-        ("LLM_PRICES", '{"gpt-4o": {"input": 1e999, "output": 1}}', "LLM_PRICES['gpt-4o']['input']: Input should be a finite number"),
+        (
+            "LLM_FALLBACKS",
+            '{"gpt41": ["mini"], "mini": ["nano"], "nano": ["gpt41"]}',
+            "LLM_FALLBACKS: cycle gpt41 -> mini -> nano -> gpt41",
+        ),
+        (
+            "LLM_PRICES",
+            '{"gpt-4o": {"input": -1, "output": 1}}',
+            "LLM_PRICES['gpt-4o']['input']: Input should be greater than or equal to 0",
+        ),
+        (
+            "LLM_PRICES",
+            '{"gpt-4o": {"input": NaN, "output": 1}}',
+            "LLM_PRICES: invalid JSON (NaN is not a finite number)",
+        ),
+        (
+            "LLM_PRICES",
+            '{"gpt-4o": {"input": 1e999, "output": 1}}',
+            "LLM_PRICES['gpt-4o']['input']: Input should be a finite number",
+        ),
         ("LLM_PRICES", '{"gpt-4o": {"input": 1}}', "LLM_PRICES['gpt-4o']['output']: Field required"),
         ("LLM_RETRY_ATTEMPTS", "0", "LLM_RETRY_ATTEMPTS: Input should be greater than or equal to 1"),
         ("LLM_RETRY_ATTEMPTS", "11", "LLM_RETRY_ATTEMPTS: Input should be less than or equal to 10"),
@@ -218,7 +250,8 @@ def test_config_file_problems_name_the_file_and_key(tmp_path: Path, monkeypatch:
         LLMSettings()
 
     config.write_text("retry_attempts = 42\n")
-    with pytest.raises(ConfigError, match=r"LLM_RETRY_ATTEMPTS \(key 'retry_attempts' in '.*llm.toml'\): Input should be less"):
+    expected = r"LLM_RETRY_ATTEMPTS \(key 'retry_attempts' in '.*llm.toml'\): Input should be less"
+    with pytest.raises(ConfigError, match=expected):
         LLMSettings()
 
     config.write_text("retry_attemps = 4\n")
