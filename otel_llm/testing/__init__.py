@@ -1,0 +1,19 @@
+"""Test utilities: an embedded OpenAI-compatible server with scripted faults.
+
+Point your own configuration at :class:`MockLLMServer` to test selection,
+retries, fallbacks, timeouts and telemetry offline, over real HTTP:
+
+>>> with MockLLMServer() as server:
+...     server.add_faults("gpt-4.1-mini", Fault.status(429, retry_after=0.1))
+...     ...  # call through openai.OpenAI(base_url=server.base_url, api_key="test")
+...     server.requests[0].model
+'gpt-4.1-mini'
+
+With pytest, the ``llm_server`` fixture (plugin ``otel_llm``) yields a started
+server per test.
+"""
+
+from ._faults import Fault, FaultKind
+from ._server import Endpoint, MockLLMServer, RecordedRequest, Shape
+
+__all__ = ["Endpoint", "Fault", "FaultKind", "MockLLMServer", "RecordedRequest", "Shape"]

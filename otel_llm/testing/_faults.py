@@ -1,0 +1,119 @@
+"""Scripted failures for the mock server.
+
+Retry, fallback and timeout code is only trustworthy if it has seen the failures
+providers really produce: throttling with ``Retry-After``, overloaded servers,
+slow answers, connections dropped mid-flight, bodies that do not parse and
+streams cut halfway. A :class:`Fault` describes one such failure; the server
+applies queued faults to requests one at a time (see
+:meth:`MockLLMServer.add_faults <otel_llm.testing.MockLLMServer.add_faults>`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Fault", "FaultKind"]
+
+FaultKind = Literal["status", "delay", "drop", "malformed", "cut_stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One scripted failure, consumed by exactly one request.
+
+    Build faults with the class methods (:meth:`status`, :meth:`delay`,
+    :meth:`drop`, :meth:`malformed`, :meth:`cut_stream`) rather than the
+    constructor: they validate their arguments and fill realistic defaults.
+    """
+
+    kind: FaultKind
+    status_code: int | None = None
+    """HTTP status of a ``status`` fault."""
+    retry_after: float | None = None
+    """Seconds sent as ``Retry-After`` (may be fractional)."""
+    retry_after_ms: float | None = None
+    """Milliseconds sent as ``retry-after-ms`` (OpenAI's finer-grained header)."""
+    message: str | None = None
+    """``error.message`` of the body; a realistic default when ``None``."""
+    error_code: str | None = None
+    """``error.code`` of the body; a realistic default when ``None``."""
+    error_type: str | None = None
+    """``error.type`` of the body; a realistic default when ``None``."""
+    seconds: float = 0.0
+    """How long a ``delay`` fault waits before answering."""
+    after_chunks: int = 0
+    """Content chunks a ``cut_stream`` fault sends before cutting."""
+
+    @classmethod
+    def status(
+        cls,
+        code: int,
+        *,
+        retry_after: float | None = None,
+        retry_after_ms: float | None = None,
+        message: str | None = None,
+        error_code: str | None = None,
+        error_type: str | None = None,
+    ) -> Fault:
+        """Answer with HTTP status ``code`` and an OpenAI-shaped error body.
+
+        ``error_code`` / ``error_type`` override the body's ``code`` / ``type``
+        (e.g. ``Fault.status(400, error_code="content_filter")`` for a
+        content-filter refusal). ``retry_after`` adds ``Retry-After`` (seconds)
+        and ``retry_after_ms`` adds ``retry-after-ms``, as OpenAI sends them.
+        """
+        if isinstance(code, bool) or not isinstance(code, int) or not 400 <= code <= 599:
+            raise ValueError(f"Fault.status needs an HTTP error status 400-599, got {code!r}")
+        _check_seconds("retry_after", retry_after)
+        _check_seconds("retry_after_ms", retry_after_ms)
+        return cls(
+            kind="status",
+            status_code=code,
+            retry_after=retry_after,
+            retry_after_ms=retry_after_ms,
+            message=message,
+            error_code=error_code,
+            error_type=error_type,
+        )
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """Wait ``seconds``, then answer normally: exercises client timeouts."""
+        _check_seconds("seconds", seconds)
+        return cls(kind="delay", seconds=float(seconds))
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the TCP connection without sending any response."""
+        return cls(kind="drop")
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        """Answer 200 with a body that is not valid JSON.
+
+        A non-streamed request gets ``content-type: application/json`` with a
+        truncated JSON document; a streamed request gets an event stream whose
+        first event's data is not JSON.
+        """
+        return cls(kind="malformed")
+
+    @classmethod
+    def cut_stream(cls, after_chunks: int) -> Fault:
+        """Send ``after_chunks`` content chunks of a stream, then close the connection.
+
+        No ``finish_reason``, no ``[DONE]`` and no terminating HTTP chunk are
+        sent, as when a provider or proxy dies mid-stream. A non-streamed request
+        has nothing to cut and gets :meth:`drop` instead.
+        """
+        if isinstance(after_chunks, bool) or not isinstance(after_chunks, int) or after_chunks < 0:
+            raise ValueError(f"after_chunks must be an integer >= 0, got {after_chunks!r}")
+        return cls(kind="cut_stream", after_chunks=after_chunks)
+
+
+def _check_seconds(name: str, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
