@@ -6,7 +6,7 @@ goes on the wire), so the rest of the package never branches on the provider.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 import openai
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -80,7 +80,7 @@ class AzureEndpoint(_EndpointBase):
         return f"{str(self.endpoint).rstrip('/')}/openai/deployments/{self.deployment}"
 
 
-Endpoint = Annotated[Union[OpenAIEndpoint, AzureEndpoint], Field(discriminator="provider")]
+Endpoint = Annotated[OpenAIEndpoint | AzureEndpoint, Field(discriminator="provider")]
 """An entry of ``LLM_MODELS``, told apart by its ``provider`` field."""
 
 

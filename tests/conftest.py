@@ -6,6 +6,9 @@ from collections.abc import Iterator
 import pytest
 
 import otel_llm._settings
+from otel_llm.testing import MockLLMServer
+
+pytest_plugins = ["otel_llm.testing.pytest_plugin"]
 
 _OURS = ("LLM_", "ENABLE_LLM_", "OPENAI_", "AZURE_OPENAI_")
 
@@ -24,3 +27,16 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def session_server() -> Iterator[MockLLMServer]:
+    with MockLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(session_server: MockLLMServer) -> MockLLMServer:
+    """The embedded server, with no requests or faults left from other tests."""
+    session_server.reset()
+    return session_server

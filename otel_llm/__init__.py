@@ -1,0 +1,32 @@
+"""otel-llm: choose, call and watch the LLMs of a Python service.
+
+Each API of a service gets its own model (request > ``X-LLM-Model`` header >
+``LLM_MODEL_<API>`` > ``LLM_MODEL_DEFAULT``), called through a drop-in
+``openai`` client.
+"""
+
+from ._client import AsyncLLMClient, LLMClient, get_async_llm_client_smart, get_llm_client_smart
+from ._endpoints import AzureEndpoint, OpenAIEndpoint
+from ._errors import ConfigError, UnknownModelError
+from ._selection import Selection, SelectionSource, select_model
+from ._settings import LLMSettings, Price, get_settings, reload_settings
+
+__all__ = [
+    "AsyncLLMClient",
+    "AzureEndpoint",
+    "ConfigError",
+    "LLMClient",
+    "LLMSettings",
+    "OpenAIEndpoint",
+    "Price",
+    "Selection",
+    "SelectionSource",
+    "UnknownModelError",
+    "get_async_llm_client_smart",
+    "get_llm_client_smart",
+    "get_settings",
+    "reload_settings",
+    "select_model",
+]
+
+__version__ = "0.1.0"
