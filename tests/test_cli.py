@@ -1,0 +1,148 @@
+"""The otel-llm command, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import openai
+import pytest
+
+from otel_llm.cli import main
+
+AZURE = {
+    "provider": "azure",
+    "model": "gpt-4o",
+    "deployment": "gpt-4o-2",
+    "endpoint": "https://example.openai.azure.com",
+    "api_version": "2024-10-21",
+    "api_key_env": "AZURE_OPENAI_API_KEY",
+}
+SECRET = "sk-az-never-printed-42"
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_MODELS", json.dumps({"gpt4o-2": AZURE}))
+    monkeypatch.setenv("LLM_MODEL_DEFAULT", "gpt-4.1-mini")
+    monkeypatch.setenv("LLM_MODEL_GAP_ANALYSIS", "gpt4o-2")
+    monkeypatch.setenv("LLM_FALLBACKS", json.dumps({"gpt4o-2": ["gpt-4.1-mini"]}))
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", SECRET)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_resolve_explains_the_selection_without_the_key(configured: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "resolve", "gap-analysis")
+    assert code == 0
+    assert "alias            gpt4o-2" in out
+    assert "source           env (LLM_MODEL_GAP_ANALYSIS)" in out
+    assert "provider         azure" in out
+    assert "model sent       gpt-4o-2" in out
+    assert "endpoint         https://example.openai.azure.com/openai/deployments/gpt-4o-2" in out
+    assert "api key          from AZURE_OPENAI_API_KEY (set)" in out
+    assert "fallbacks        gpt-4.1-mini" in out
+    assert SECRET not in out
+
+
+def test_resolve_with_header_and_model(
+    configured: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run(capsys, "resolve", "keywords", "--header", "X-LLM-Model=gpt4o-2")
+    assert code == 0 and "source           default (LLM_MODEL_DEFAULT)" in out  # header flag off
+
+    monkeypatch.setenv("ENABLE_LLM_MODEL_HEADER", "true")
+    monkeypatch.setenv("ENABLE_LLM_MODEL_OVERRIDE", "true")
+    code, out, _ = run(capsys, "resolve", "keywords", "--header", "x-llm-model=gpt4o-2")
+    assert "alias            gpt4o-2" in out and "source           header" in out
+    code, out, _ = run(capsys, "resolve", "keywords", "--header", "X-LLM-Model=gpt4o-2", "--model", "gpt-4.1-mini")
+    assert "alias            gpt-4.1-mini" in out and "source           request" in out
+    assert "api key          from OPENAI_API_KEY (NOT SET)" in out
+
+
+def test_resolve_unknown_model_exits_1(
+    configured: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENABLE_LLM_MODEL_OVERRIDE", "true")
+    code, out, err = run(capsys, "resolve", "keywords", "--model", "gpt-9")
+    assert code == 1 and out == ""
+    assert err == (
+        "otel-llm: unknown model 'gpt-9' from the request_model argument; known aliases: gpt-4.1-mini, gpt4o-2\n"
+    )
+
+
+def test_check_accepts_a_valid_configuration(
+    configured: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-never-printed")
+    code, out, _ = run(capsys, "check")
+    assert code == 0
+    assert out.endswith("configuration OK\n")
+    assert "LLM_MODEL_GAP_ANALYSIS  gpt4o-2" in out
+    assert "fallback gpt4o-2" in out
+    assert SECRET not in out and "sk-openai-never-printed" not in out
+
+
+def test_check_names_a_missing_key_variable(configured: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "check")
+    assert code == 1
+    assert err == "otel-llm: API key variable not set: OPENAI_API_KEY (alias 'gpt-4.1-mini')\n"
+
+
+def test_check_names_the_bad_variable(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_RETRY_ATTEMPTS", "0")
+    code, _, err = run(capsys, "check")
+    assert code == 1
+    assert "LLM_RETRY_ATTEMPTS: Input should be greater than or equal to 1" in err
+
+
+def test_demo_calls_every_api_through_every_source(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_MODEL_KEYWORDS", "something-else")  # the demo replaces the shell's configuration
+    code, out, _ = run(capsys, "demo")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line.startswith(("keywords", "gap_", "resume_", "search_"))]
+    assert [row[:3] for row in rows] == [
+        ["keywords", "gpt41-mini", "env"],
+        ["gap_analysis", "gpt4o-2", "env"],
+        ["resume_format", "gpt41", "default"],
+        ["resume_tailor", "gpt41-mini", "header"],
+        ["resume_tailor", "gpt4o-2", "request"],
+        ["search_index", "embed-small", "env"],
+    ]
+    assert all(int(row[-2]) > 0 for row in rows)  # tokens in, as the server counted them
+    assert "demo-key-not-secret" not in out
+
+
+def test_mock_server_serves_until_stopped() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otel_llm", "mock-server", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        base_url = line.split(" on ", 1)[1].split()[0]
+        with openai.OpenAI(base_url=base_url, api_key="k", max_retries=0) as client:
+            reply = client.chat.completions.create(model="any", messages=[{"role": "user", "content": "hi"}])
+        assert reply.model == "any"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == 2
+    with pytest.raises(SystemExit, match="--header takes NAME=VALUE"):
+        main(["resolve", "keywords", "--header", "X-LLM-Model"])
