@@ -45,6 +45,8 @@ class Fault:
     """How long a ``delay`` fault waits before answering."""
     after_chunks: int = 0
     """Content chunks a ``cut_stream`` fault sends before cutting."""
+    clean: bool = False
+    """Whether a ``cut_stream`` fault ends the HTTP body properly instead of dropping the connection."""
 
     @classmethod
     def status(
@@ -100,16 +102,19 @@ class Fault:
         return cls(kind="malformed")
 
     @classmethod
-    def cut_stream(cls, after_chunks: int) -> Fault:
-        """Send ``after_chunks`` content chunks of a stream, then close the connection.
+    def cut_stream(cls, after_chunks: int, *, clean: bool = False) -> Fault:
+        """Send ``after_chunks`` content chunks of a stream, then stop.
 
-        No ``finish_reason``, no ``[DONE]`` and no terminating HTTP chunk are
-        sent, as when a provider or proxy dies mid-stream. A non-streamed request
-        has nothing to cut and gets :meth:`drop` instead.
+        No ``finish_reason`` and no ``[DONE]`` are sent. By default the
+        connection is closed mid-body, as when a provider or proxy dies
+        mid-stream; ``clean=True`` ends the HTTP body properly, as a proxy that
+        gives up might, so only the missing finish reason tells the answer is
+        incomplete. A non-streamed request has nothing to cut and gets
+        :meth:`drop` instead.
         """
         if isinstance(after_chunks, bool) or not isinstance(after_chunks, int) or after_chunks < 0:
             raise ValueError(f"after_chunks must be an integer >= 0, got {after_chunks!r}")
-        return cls(kind="cut_stream", after_chunks=after_chunks)
+        return cls(kind="cut_stream", after_chunks=after_chunks, clean=clean)
 
 
 def _check_seconds(name: str, value: float | None) -> None:

@@ -474,7 +474,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and self._apply_fault(fault, streaming):
             return
         if endpoint == "chat.completions":
-            self._serve_chat(body, model, cut_after=fault.after_chunks if fault is not None else None)
+            cut = fault if fault is not None and fault.kind == "cut_stream" else None
+            self._serve_chat(body, model, cut=cut)
         else:
             self._serve_embeddings(body, model)
 
@@ -502,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         return False  # cut_stream on a stream: served, then cut
 
-    def _serve_chat(self, body: dict[str, Any], model: str, *, cut_after: int | None) -> None:
+    def _serve_chat(self, body: dict[str, Any], model: str, *, cut: Fault | None) -> None:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             self._bad_request("'messages' must be a non-empty array.", "messages")
@@ -536,11 +537,11 @@ class _Handler(BaseHTTPRequestHandler):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         events = [responses.sse_event(e) for e in responses.chat_stream_events(reply, include_usage=include_usage)]
-        if cut_after is None:
+        if cut is None:
             self._send_stream(events, complete=True)
         else:
             content_chunks = len(words) * n
-            self._send_stream(events[: n + min(cut_after, content_chunks)], complete=False)
+            self._send_stream(events[: n + min(cut.after_chunks, content_chunks)], complete=False, clean=cut.clean)
 
     def _serve_embeddings(self, body: dict[str, Any], model: str) -> None:
         texts = _embedding_texts(body.get("input"))
@@ -622,13 +623,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_stream(self, events: list[bytes], *, complete: bool) -> None:
+    def _send_stream(self, events: list[bytes], *, complete: bool, clean: bool = False) -> None:
         """Send SSE ``events`` chunked, one flush each, as providers stream.
 
         ``complete`` ends with ``[DONE]`` and the terminating zero-length chunk in
         one write (so the client sees the body end with the last event and can
-        reuse the connection); otherwise the connection is closed right after
-        the events, mid-body.
+        reuse the connection); otherwise the body ends right after the events:
+        properly when ``clean``, else by closing the connection mid-body.
         """
         chunked = self.request_version != "HTTP/1.0"
         self._response_started = True
@@ -651,6 +652,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         if complete:
             self.wfile.write(frame(_DONE) + (b"0\r\n\r\n" if chunked else b""))
+        elif clean and chunked:
+            self.wfile.write(b"0\r\n\r\n")
         else:
             self.wfile.flush()
             raise _ClientGone
