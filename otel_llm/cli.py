@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     server = commands.add_parser("mock-server", help="serve the embedded OpenAI-compatible server")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8000, help="0 picks a free port (default: %(default)s)")
+    server.add_argument("--reply-words", type=int, default=16, help="words (chunks) per reply (default: %(default)s)")
     server.set_defaults(run=_mock_server)
 
     demo = commands.add_parser("demo", help="run calls for several APIs against the embedded server")
@@ -114,7 +115,7 @@ def _check(args: argparse.Namespace) -> int:
 def _mock_server(args: argparse.Namespace) -> int:
     from .testing import MockLLMServer
 
-    with MockLLMServer(host=args.host, port=args.port) as server:
+    with MockLLMServer(host=args.host, port=args.port, reply_words=args.reply_words) as server:
         print(f"OpenAI-compatible server on {server.base_url} (Azure shape: {server.azure_endpoint})", flush=True)
         print("Ctrl-C stops it.", flush=True)
         try:
