@@ -7,7 +7,7 @@ Each API of a service gets its own model (request > ``X-LLM-Model`` header >
 
 from ._client import AsyncLLMClient, LLMClient, get_async_llm_client_smart, get_llm_client_smart
 from ._endpoints import AzureEndpoint, OpenAIEndpoint
-from ._errors import ConfigError, UnknownModelError
+from ._errors import ConfigError, StreamTruncatedError, UnknownModelError
 from ._selection import Selection, SelectionSource, select_model
 from ._settings import LLMSettings, Price, get_settings, reload_settings
 
@@ -21,6 +21,7 @@ __all__ = [
     "Price",
     "Selection",
     "SelectionSource",
+    "StreamTruncatedError",
     "UnknownModelError",
     "get_async_llm_client_smart",
     "get_llm_client_smart",

@@ -14,9 +14,8 @@ import openai
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 
-from ._endpoints import Endpoint
-from ._providers import async_client, sync_client
-from ._selection import Headers, Selection, select_model, with_request_model
+from ._call import CHAT, EMBEDDINGS, LogicalCall, Operation, run_async, run_sync
+from ._selection import Headers, Selection, select_model
 from ._settings import LLMSettings, get_settings
 
 __all__ = ["AsyncLLMClient", "LLMClient", "get_async_llm_client_smart", "get_llm_client_smart"]
@@ -56,11 +55,8 @@ class _BaseClient:
         """The selection behind this client."""
         self._settings = settings
 
-    def _route(self, model: str | None, kwargs: dict[str, Any]) -> tuple[str, Endpoint]:
-        """The alias and endpoint for one call; fills the call's defaults into ``kwargs``."""
-        alias = with_request_model(self.selection, model, self._settings).model
-        kwargs.setdefault("timeout", self._settings.call_timeout_s)
-        return alias, self._settings.endpoints[alias]
+    def _call(self, operation: Operation, model: str | None, kwargs: dict[str, Any]) -> LogicalCall:
+        return LogicalCall(operation, self.selection, self._settings, model, kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.selection!r})"
@@ -128,9 +124,7 @@ class _Completions:
     ) -> openai.Stream[ChatCompletionChunk]: ...
     def create(self, *, model: str | None = None, **kwargs: Any) -> ChatCompletion | openai.Stream[ChatCompletionChunk]:
         """``openai.OpenAI().chat.completions.create``, on the selected model."""
-        alias, endpoint = self._client._route(model, kwargs)
-        provider = sync_client(alias, endpoint)
-        return provider.chat.completions.create(model=endpoint.request_model, **kwargs)  # type: ignore[no-any-return]
+        return run_sync(self._client._call(CHAT, model, kwargs))  # type: ignore[no-any-return]
 
 
 class _AsyncCompletions:
@@ -161,9 +155,7 @@ class _AsyncCompletions:
         self, *, model: str | None = None, **kwargs: Any
     ) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]:
         """``openai.AsyncOpenAI().chat.completions.create``, on the selected model."""
-        alias, endpoint = self._client._route(model, kwargs)
-        provider = async_client(alias, endpoint)
-        return await provider.chat.completions.create(model=endpoint.request_model, **kwargs)  # type: ignore[no-any-return]
+        return await run_async(self._client._call(CHAT, model, kwargs))  # type: ignore[no-any-return]
 
 
 class _Embeddings:
@@ -174,9 +166,8 @@ class _Embeddings:
 
     def create(self, *, input: Any, model: str | None = None, **kwargs: Any) -> CreateEmbeddingResponse:
         """``openai.OpenAI().embeddings.create``, on the selected model."""
-        alias, endpoint = self._client._route(model, kwargs)
-        provider = sync_client(alias, endpoint)
-        return provider.embeddings.create(input=input, model=endpoint.request_model, **kwargs)
+        kwargs["input"] = input
+        return run_sync(self._client._call(EMBEDDINGS, model, kwargs))  # type: ignore[no-any-return]
 
 
 class _AsyncEmbeddings:
@@ -187,6 +178,5 @@ class _AsyncEmbeddings:
 
     async def create(self, *, input: Any, model: str | None = None, **kwargs: Any) -> CreateEmbeddingResponse:
         """``openai.AsyncOpenAI().embeddings.create``, on the selected model."""
-        alias, endpoint = self._client._route(model, kwargs)
-        provider = async_client(alias, endpoint)
-        return await provider.embeddings.create(input=input, model=endpoint.request_model, **kwargs)
+        kwargs["input"] = input
+        return await run_async(self._client._call(EMBEDDINGS, model, kwargs))  # type: ignore[no-any-return]

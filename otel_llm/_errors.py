@@ -1,14 +1,18 @@
-"""The two errors a caller of ``otel_llm`` handles itself.
+"""The errors of ``otel_llm``.
 
-Both are ``ValueError`` so that code already catching bad input keeps working.
-Provider failures keep the ``openai`` SDK's own exception types instead.
+Configuration and selection errors are ``ValueError`` so that code already
+catching bad input keeps working. Provider failures keep the ``openai`` SDK's
+own exception types; a truncated stream is an ``openai.APIError`` too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "UnknownModelError"]
+import httpx2
+import openai
+
+__all__ = ["ConfigError", "StreamTruncatedError", "UnknownModelError"]
 
 _WHERE = {"request": "the request_model argument", "header": "the X-LLM-Model header"}
 
@@ -33,4 +37,18 @@ class UnknownModelError(ValueError):
         super().__init__(
             f"unknown model {shown!r} from {_WHERE.get(source, source)}; "
             f"known aliases: {', '.join(self.known) or '(none configured)'}"
+        )
+
+
+class StreamTruncatedError(openai.APIError):
+    """A streamed answer ended without a finish reason: it is incomplete.
+
+    An ``openai.APIError``, so existing ``except openai.APIError`` handlers see it.
+    """
+
+    def __init__(self, request: httpx2.Request) -> None:
+        super().__init__(
+            "the stream ended before the answer was complete (no finish_reason): the text received is truncated",
+            request,
+            body=None,
         )

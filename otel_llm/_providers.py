@@ -1,8 +1,9 @@
 """The ``openai`` SDK clients behind the aliases, built once and shared.
 
-One client (one connection pool) per server and key: asking for a client per
-request is a dictionary lookup. Async clients are kept per event loop, because
-an ``httpx2`` async pool cannot outlive the loop it was opened on.
+One client (one connection pool) per server, key and HTTP-span setting: asking
+for a client per request is a dictionary lookup. Async clients are kept per
+event loop, because an ``httpx2`` async pool cannot outlive the loop it was
+opened on.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import asyncio
 import os
 import threading
 import weakref
-from collections.abc import Hashable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 import openai
 
 from ._endpoints import Endpoint, key_env
 from ._errors import ConfigError
+from ._transport import async_http_client, sync_http_client
 
 __all__ = ["async_client", "sync_client"]
 
@@ -26,52 +28,61 @@ _Client = TypeVar("_Client", openai.OpenAI, openai.AsyncOpenAI)
 _lock = threading.Lock()
 
 
+def _build_sync(endpoint: Endpoint, api_key: str, http_spans: bool) -> openai.OpenAI:
+    sdk_client = endpoint.sdk_clients[0]
+    # Our attempt loop retries and shows every attempt: the SDK's own retries are off.
+    http_client = sync_http_client(http_spans=http_spans)
+    return sdk_client(api_key=api_key, max_retries=0, http_client=http_client, **endpoint.client_options)
+
+
+def _build_async(endpoint: Endpoint, api_key: str, http_spans: bool) -> openai.AsyncOpenAI:
+    sdk_client = endpoint.sdk_clients[1]
+    http_client = async_http_client(http_spans=http_spans)
+    return sdk_client(api_key=api_key, max_retries=0, http_client=http_client, **endpoint.client_options)
+
+
 class _ClientCache(Generic[_Client]):
-    def __init__(self, sync: bool) -> None:
-        self._sdk_index = 0 if sync else 1
-        self._by_endpoint: dict[tuple[Endpoint, str | None], _Client] = {}
+    def __init__(self, build: Callable[[Endpoint, str, bool], _Client]) -> None:
+        self._build: Callable[[Endpoint, str, bool], _Client] = build
+        self._by_endpoint: dict[tuple[Endpoint, str | None, bool], _Client] = {}
         self._by_server: dict[Hashable, _Client] = {}
 
-    def get(self, alias: str, endpoint: Endpoint) -> _Client:
+    def get(self, alias: str, endpoint: Endpoint, http_spans: bool) -> _Client:
         api_key = os.environ.get(key_env(endpoint))
-        client = self._by_endpoint.get((endpoint, api_key))
+        client = self._by_endpoint.get((endpoint, api_key, http_spans))
         if client is None:
-            client = self._build(alias, endpoint, api_key)
+            client = self._add(alias, endpoint, api_key, http_spans)
         return client
 
-    def _build(self, alias: str, endpoint: Endpoint, api_key: str | None) -> _Client:
+    def _add(self, alias: str, endpoint: Endpoint, api_key: str | None, http_spans: bool) -> _Client:
         if not api_key:
             raise ConfigError(f"{key_env(endpoint)} is not set: alias {alias!r} reads its API key from it")
-        options: dict[str, Any] = endpoint.client_options
         # Aliases on the same server with the same key share one client.
-        server = (type(endpoint), *sorted(options.items()), api_key)
+        server = (type(endpoint), *sorted(endpoint.client_options.items()), api_key, http_spans)
         with _lock:
             client = self._by_server.get(server)
             if client is None:
-                sdk_client = endpoint.sdk_clients[self._sdk_index]
-                # Our attempt loop retries and shows every attempt: the SDK's own retries are off.
-                client = sdk_client(api_key=api_key, max_retries=0, **options)  # type: ignore[assignment]
-                self._by_server[server] = client  # type: ignore[assignment]
-            self._by_endpoint[(endpoint, api_key)] = client  # type: ignore[assignment]
-        return client  # type: ignore[return-value]
+                client = self._by_server[server] = self._build(endpoint, api_key, http_spans)
+            self._by_endpoint[(endpoint, api_key, http_spans)] = client
+        return client
 
 
-_sync_clients: _ClientCache[openai.OpenAI] = _ClientCache(sync=True)
+_sync_clients = _ClientCache(_build_sync)
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ClientCache[openai.AsyncOpenAI]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def sync_client(alias: str, endpoint: Endpoint) -> openai.OpenAI:
+def sync_client(alias: str, endpoint: Endpoint, http_spans: bool = True) -> openai.OpenAI:
     """The shared synchronous client for ``endpoint``."""
-    return _sync_clients.get(alias, endpoint)
+    return _sync_clients.get(alias, endpoint, http_spans)
 
 
-def async_client(alias: str, endpoint: Endpoint) -> openai.AsyncOpenAI:
+def async_client(alias: str, endpoint: Endpoint, http_spans: bool = True) -> openai.AsyncOpenAI:
     """The shared async client for ``endpoint`` on the running event loop."""
     loop = asyncio.get_running_loop()
     clients = _async_clients.get(loop)
     if clients is None:
         with _lock:
-            clients = _async_clients.setdefault(loop, _ClientCache(sync=False))
-    return clients.get(alias, endpoint)
+            clients = _async_clients.setdefault(loop, _ClientCache(_build_async))
+    return clients.get(alias, endpoint, http_spans)

@@ -66,6 +66,14 @@ class Price(BaseModel):
 
 
 _Alias = Annotated[str, Field(min_length=1)]
+_CAPTURE_MODES = {
+    "true": True,
+    "span_only": True,
+    "span_and_event": True,
+    "false": False,
+    "no_content": False,
+    "event_only": False,
+}
 
 
 class LLMSettings(BaseSettings):
@@ -100,6 +108,11 @@ class LLMSettings(BaseSettings):
     retry_max_wait_s: float = Field(10.0, ge=0, le=300, allow_inf_nan=False)
     call_timeout_s: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
     http_spans: bool = True
+    capture_message_content: bool = Field(
+        False,
+        validation_alias=AliasChoices("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "capture_message_content"),
+    )
+    """Record prompts and completions on the attempt spans (off by default)."""
     config_file: Path | None = None
 
     def __init__(self, **values: Any) -> None:
@@ -135,6 +148,18 @@ class LLMSettings(BaseSettings):
                 raise ValueError(f"invalid JSON ({exc})") from None
         if not isinstance(value, dict):
             raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+        return value
+
+    @field_validator("capture_message_content", mode="before")
+    @classmethod
+    def _parse_capture_mode(cls, value: Any) -> Any:
+        # The OpenTelemetry GenAI instrumentations' values: content goes on spans
+        # for these; EVENT_ONLY and NO_CONTENT keep it off our spans.
+        if isinstance(value, str):
+            mode = value.strip().lower()
+            if mode in _CAPTURE_MODES:
+                return _CAPTURE_MODES[mode]
+            raise ValueError(f"expected one of {', '.join(_CAPTURE_MODES)}")
         return value
 
     @model_validator(mode="after")
@@ -244,16 +269,17 @@ class _TomlSource(InitSettingsSource):
 
 # -- turning pydantic's errors into messages that name the variable ----------
 
-_FLAG_VARIABLES = {
+_UNPREFIXED_VARIABLES = {
     "enable_llm_model_override": "ENABLE_LLM_MODEL_OVERRIDE",
     "enable_llm_model_header": "ENABLE_LLM_MODEL_HEADER",
+    "capture_message_content": "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
 }
 
 
 def _variable(field: str) -> str:
-    if field.upper() in _FLAG_VARIABLES.values():
+    if field.upper() in _UNPREFIXED_VARIABLES.values():
         return field.upper()
-    return _FLAG_VARIABLES.get(field) or f"LLM_{field.upper()}"
+    return _UNPREFIXED_VARIABLES.get(field) or f"LLM_{field.upper()}"
 
 
 def _where(field: str, init_values: dict[str, Any]) -> str:

@@ -4,13 +4,27 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_llm._settings
 from otel_llm.testing import MockLLMServer
 
 pytest_plugins = ["otel_llm.testing.pytest_plugin"]
 
-_OURS = ("LLM_", "ENABLE_LLM_", "OPENAI_", "AZURE_OPENAI_")
+_OURS = ("LLM_", "ENABLE_LLM_", "OPENAI_", "AZURE_OPENAI_", "OTEL_INSTRUMENTATION_GENAI_")
+
+# Real SDK providers, installed globally once, as an application would.
+_span_exporter = InMemorySpanExporter()
+_tracer_provider = TracerProvider()
+_tracer_provider.add_span_processor(SimpleSpanProcessor(_span_exporter))
+trace.set_tracer_provider(_tracer_provider)
+_metric_reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[_metric_reader]))
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +54,16 @@ def server(session_server: MockLLMServer) -> MockLLMServer:
     """The embedded server, with no requests or faults left from other tests."""
     session_server.reset()
     return session_server
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    """The finished spans, from this test only."""
+    _span_exporter.clear()
+    return _span_exporter
+
+
+@pytest.fixture
+def metric_reader() -> InMemoryMetricReader:
+    """The global metrics (cumulative over the session: tests use their own API names)."""
+    return _metric_reader

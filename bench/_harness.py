@@ -1,0 +1,81 @@
+"""What the benchmarks share: the server in its own process, and interleaved timing."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@contextmanager
+def server_process(reply_words: int = 16) -> Iterator[str]:
+    """The embedded server in its own process, as a real provider would be; yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otel_llm", "mock-server", "--port", "0", "--reply-words", str(reply_words)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline()
+        yield first_line.split(" on ", 1)[1].split()[0]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def per_call_us(function: Callable[[], object], calls: int = 1000, samples: int = 200) -> float:
+    """Median over ``samples`` of the mean time of ``calls`` back-to-back calls, in microseconds."""
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        times.append((time.perf_counter() - start) / calls)
+    return statistics.median(times) * 1e6
+
+
+@dataclass(frozen=True)
+class Comparison:
+    raw_us: float
+    ours_us: float
+    ratios: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    def line(self, label: str) -> str:
+        low, _, high = statistics.quantiles(self.ratios, n=4)
+        return (
+            f"{label:<44} raw {self.raw_us:8.1f} us  otel-llm {self.ours_us:8.1f} us  "
+            f"ratio {self.ratio:.3f}x (quartiles {low:.3f}-{high:.3f})"
+        )
+
+
+def interleaved(raw: Callable[[], object], ours: Callable[[], object], rounds: int, block: int) -> Comparison:
+    """Each block of ``ours`` timed between two blocks of ``raw``; ratios per round."""
+
+    def block_seconds(function: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        for _ in range(block):
+            function()
+        return (time.perf_counter() - start) / block
+
+    for _ in range(block):  # warm both pools and code paths
+        raw()
+        ours()
+    ratios, raw_times, our_times = [], [], []
+    before = block_seconds(raw)
+    for _ in range(rounds):
+        mine = block_seconds(ours)
+        after = block_seconds(raw)
+        ratios.append(mine / ((before + after) / 2))
+        raw_times.append(before)
+        our_times.append(mine)
+        before = after
+    return Comparison(statistics.median(raw_times) * 1e6, statistics.median(our_times) * 1e6, ratios)

@@ -1,0 +1,94 @@
+"""Cost of otel-llm's telemetry against the raw ``openai`` client, side by side in one run.
+
+    python bench/bench_telemetry.py [--rounds 40] [--block 10]
+
+Real OpenTelemetry SDK providers are installed (a BatchSpanProcessor with an
+exporter that drops the batches, and a metric reader), as in a service. Each
+scenario times blocks of otel-llm calls between blocks of raw SDK calls on the
+same embedded server (in its own process, replying with 20 words, so a stream
+has 20 content chunks) and reports the median ratio over the rounds: this
+machine is shared and noisy, so only ratios measured side by side mean much.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+import openai
+from _harness import interleaved, server_process
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from otel_llm import LLMSettings, get_llm_client_smart
+
+KEY_VARIABLE = "OTEL_LLM_BENCH_KEY"
+MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
+TARGETS = {
+    "non-streamed, LLM_HTTP_SPANS=false": 1.10,
+    "non-streamed, default (HTTP spans)": 1.25,
+    "20-chunk stream, LLM_HTTP_SPANS=false": 1.10,
+    "20-chunk stream, default (HTTP spans)": 1.10,
+}
+
+
+class _DropExporter(SpanExporter):
+    """Receives every batch, as an OTLP exporter would, and drops it."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def install_sdk() -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(_DropExporter()))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--block", type=int, default=10, help="calls per block")
+    args = parser.parse_args()
+
+    install_sdk()
+    os.environ[KEY_VARIABLE] = "bench-key"
+    with server_process(reply_words=20) as base_url:
+        model = {"provider": "openai", "model": "gpt-4.1-mini", "base_url": base_url, "api_key_env": KEY_VARIABLE}
+        default = LLMSettings(models={"mini": model}, model_default="mini")
+        lean = LLMSettings(models={"mini": model}, model_default="mini", http_spans=False)
+        raw = openai.OpenAI(base_url=base_url, api_key="bench-key", max_retries=0)
+
+        def raw_chat() -> object:
+            return raw.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+
+        def raw_stream() -> object:
+            return list(raw.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True))
+
+        def chat(settings: LLMSettings) -> object:
+            return get_llm_client_smart("keywords", settings=settings).chat.completions.create(messages=MESSAGES)
+
+        def stream(settings: LLMSettings) -> object:
+            client = get_llm_client_smart("keywords", settings=settings)
+            return list(client.chat.completions.create(messages=MESSAGES, stream=True))
+
+        scenarios = {
+            "non-streamed, LLM_HTTP_SPANS=false": (raw_chat, lambda: chat(lean)),
+            "non-streamed, default (HTTP spans)": (raw_chat, lambda: chat(default)),
+            "20-chunk stream, LLM_HTTP_SPANS=false": (raw_stream, lambda: stream(lean)),
+            "20-chunk stream, default (HTTP spans)": (raw_stream, lambda: stream(default)),
+        }
+        print(f"openai {openai.__version__}; {args.rounds} rounds x {args.block} calls per block, interleaved")
+        for label, (raw_call, our_call) in scenarios.items():
+            comparison = interleaved(raw_call, our_call, args.rounds, args.block)
+            verdict = "ok" if comparison.ratio <= TARGETS[label] else "MISSED"
+            print(f"{comparison.line(label)}  target <= {TARGETS[label]:.2f}x: {verdict}")
+
+
+if __name__ == "__main__":
+    main()

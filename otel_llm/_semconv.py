@@ -1,0 +1,106 @@
+"""Telemetry names: the GenAI semantic conventions (semconv 1.41) and ours.
+
+The GenAI names come from ``opentelemetry-semantic-conventions``; the
+``otel_llm.*`` names are this package's contract (dashboards query them).
+The instruments are created once, on the global meter, at import: the API's
+proxy meter forwards to whatever provider the application installs later.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from opentelemetry import metrics, trace
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+
+__all__ = [
+    "API_NAME",
+    "ATTEMPT",
+    "ATTEMPTS",
+    "COST_USD",
+    "DURATION_BUCKETS",
+    "ERROR_TYPE",
+    "FALLBACK_FROM",
+    "FALLBACK_TO",
+    "FALLBACK_USED",
+    "MODEL_ALIAS",
+    "OUTCOME",
+    "SELECTION_SOURCE",
+    "SERVER_ADDRESS",
+    "SERVER_PORT",
+    "TOKEN_BUCKETS",
+    "Instruments",
+    "gen_ai",
+    "instruments",
+    "tracer",
+]
+
+API_NAME: Final = "otel_llm.api.name"
+SELECTION_SOURCE: Final = "otel_llm.selection.source"
+MODEL_ALIAS: Final = "otel_llm.model.alias"
+ATTEMPT: Final = "otel_llm.attempt"
+ATTEMPTS: Final = "otel_llm.attempts"
+FALLBACK_USED: Final = "otel_llm.fallback.used"
+FALLBACK_FROM: Final = "otel_llm.fallback.from"
+FALLBACK_TO: Final = "otel_llm.fallback.to"
+COST_USD: Final = "otel_llm.cost.usd"
+OUTCOME: Final = "otel_llm.outcome"
+
+CALL_DURATION: Final = "otel_llm.call.duration"
+FALLBACKS: Final = "otel_llm.fallbacks"
+
+# Bucket boundaries advised by the GenAI semantic conventions.
+DURATION_BUCKETS: Final = tuple(0.01 * 2**i for i in range(14))  # 0.01 ... 81.92 s
+TOKEN_BUCKETS: Final = tuple(4**i for i in range(14))  # 1 ... 67108864
+
+_SCOPE = "otel_llm"
+
+
+class Instruments:
+    """Every metric instrument of the package, created once."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.operation_duration = meter.create_histogram(
+            gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration, per attempt.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.token_usage = meter.create_histogram(
+            gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used, per attempt.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the request to the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.call_duration = meter.create_histogram(
+            CALL_DURATION,
+            unit="s",
+            description="Duration of a logical LLM call, all attempts and fallbacks included.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.cost = meter.create_counter(COST_USD, unit="{USD}", description="Cost of the LLM calls in US dollars.")
+        self.fallbacks = meter.create_counter(
+            FALLBACKS, unit="{fallback}", description="Moves from a failing model to the next in its chain."
+        )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("otel-llm")
+    except PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+tracer: Final = trace.get_tracer(_SCOPE, _version())
+instruments: Final = Instruments(metrics.get_meter(_SCOPE, _version()))

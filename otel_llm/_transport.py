@@ -1,0 +1,95 @@
+"""The HTTP clients under the ``openai`` SDK clients we build.
+
+Two things happen here, once per client: the httpx2 instrumentation, applied
+to our clients only (never globally), and, for sync clients, a transport that
+reads a response body to its end before closing it. The ``openai`` SDK's sync
+``Stream`` stops at ``data: [DONE]`` and closes the response before the HTTP
+body has ended, which throws the connection away: every streamed call would
+open a new TCP (and TLS) connection. Once the answer is complete (the stream
+wrapper calls :func:`finish_body_on_close`), reading the few bytes left lets
+the connection go back to the pool. A stream closed early by its caller is not
+read on: that would wait for the rest of the generation. (The async SDK
+already drains after ``[DONE]`` itself.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx2
+import openai
+from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+
+__all__ = ["async_http_client", "finish_body_on_close", "sync_http_client"]
+
+# After [DONE] only the end of the chunked body is left; more than this means
+# the server is still sending, and closing the connection is cheaper.
+_DRAIN_LIMIT_BYTES = 64 * 1024
+# httpx wraps the transport's stream on the way up, so the response carries
+# our body object in its extensions for finish_body_on_close() to find.
+_BODY_EXTENSION = "otel_llm.body"
+
+
+def sync_http_client(*, http_spans: bool) -> httpx2.Client:
+    transport = _DrainOnCloseTransport(httpx2.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS))
+    client = openai.DefaultHttpxClient(transport=transport)
+    if http_spans:
+        HTTPX2ClientInstrumentor.instrument_client(client)
+    return client
+
+
+def async_http_client(*, http_spans: bool) -> httpx2.AsyncClient:
+    client = openai.DefaultAsyncHttpxClient()
+    if http_spans:
+        HTTPX2ClientInstrumentor.instrument_client(client)
+    return client
+
+
+def finish_body_on_close(response: httpx2.Response) -> None:
+    """The answer is complete: let closing ``response`` read its last bytes, to reuse the connection."""
+    body = response.extensions.get(_BODY_EXTENSION)
+    if body is not None:
+        body.finish_on_close = True
+
+
+class _DrainOnCloseTransport(httpx2.BaseTransport):
+    def __init__(self, transport: httpx2.BaseTransport) -> None:
+        self._transport = transport
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = self._transport.handle_request(request)
+        assert isinstance(response.stream, httpx2.SyncByteStream)
+        response.stream = response.extensions[_BODY_EXTENSION] = _DrainOnClose(response.stream)
+        return response
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+class _DrainOnClose(httpx2.SyncByteStream):
+    """A response body that, once marked complete, reads what is left of it when closed."""
+
+    def __init__(self, stream: httpx2.SyncByteStream) -> None:
+        self._stream = stream
+        self._chunks: Iterator[bytes] | None = None
+        self.finish_on_close = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._chunks = iter(self._stream)
+        # A plain loop, not `yield from`: closing this generator must not close
+        # the underlying one, which close() still reads from.
+        for chunk in self._chunks:  # noqa: UP028
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            if self.finish_on_close and self._chunks is not None:
+                left = 0
+                for chunk in self._chunks:
+                    left += len(chunk)
+                    if left > _DRAIN_LIMIT_BYTES:
+                        break
+        except httpx2.HTTPError:
+            pass  # the body was broken anyway: the connection is not reused
+        finally:
+            self._stream.close()
