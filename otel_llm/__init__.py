@@ -10,6 +10,7 @@ from ._endpoints import AzureEndpoint, OpenAIEndpoint
 from ._errors import ConfigError, StreamTruncatedError, UnknownModelError
 from ._selection import Selection, SelectionSource, select_model
 from ._settings import LLMSettings, Price, get_settings, reload_settings
+from ._setup import configure_telemetry
 
 __all__ = [
     "AsyncLLMClient",
@@ -23,6 +24,7 @@ __all__ = [
     "SelectionSource",
     "StreamTruncatedError",
     "UnknownModelError",
+    "configure_telemetry",
     "get_async_llm_client_smart",
     "get_llm_client_smart",
     "get_settings",

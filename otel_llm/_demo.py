@@ -1,7 +1,10 @@
 """``otel-llm demo``: the whole path with no key and no network.
 
 It starts the embedded server, configures aliases the way a service would
-(environment variables), and calls the APIs through every selection source.
+(environment variables), calls the APIs through every selection source, and
+shows the telemetry: span trees on the console (or OTLP when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is set), then a table of every call with its
+tokens and cost, totals per API and per model, and the metrics exported.
 """
 
 from __future__ import annotations
@@ -9,25 +12,36 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 from openai.types.chat import ChatCompletionMessageParam
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricsData, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ._client import get_llm_client_smart
 from ._settings import LLMSettings
+from ._setup import configure_telemetry
 from .testing import MockLLMServer
 
 __all__ = ["run_demo"]
 
+_SERVICE = "otel-llm-demo"
 _KEY_VARIABLE = "OTEL_LLM_DEMO_API_KEY"
 _MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "Extract the keywords of this job description."}
 ]
 
 _Kind = Literal["chat", "chat stream", "embeddings"]
+Print = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,7 @@ class _Row:
     latency_ms: float
     input_tokens: int
     output_tokens: int
+    cost_usd: float | None
 
 
 def demo_environment(server: MockLLMServer) -> dict[str, str]:
@@ -90,24 +105,47 @@ def demo_environment(server: MockLLMServer) -> dict[str, str]:
     }
 
 
-def run_demo(print_: Callable[[str], None] = print) -> list[_Row]:
-    """Run the demo calls and print what was configured and what each call did."""
+def run_demo(print_: Print = print) -> list[_Row]:
+    """Run the demo calls and print the configuration, the telemetry and a table of the calls."""
+    calls = _install_telemetry(print_)
     with MockLLMServer() as server, _environment(demo_environment(server)) as environment:
         settings = LLMSettings()  # read from the environment, as in a service
-        print_(f"Embedded OpenAI-compatible server: {server.base_url}  (Azure shape: {server.azure_endpoint})")
-        print_("Configuration, as a service would set it:")
-        for name, value in environment.items():
-            if name not in ("LLM_MODELS", _KEY_VARIABLE):
-                print_(f"  {name}={value}")
-        models = json.loads(environment["LLM_MODELS"])
-        print_("  LLM_MODELS=" + ", ".join(f"{alias} -> {e['provider']} {e['model']}" for alias, e in models.items()))
-        print_(f"  (every alias reads its key from {_KEY_VARIABLE}, set to a placeholder)")
-        print_("")
-        rows = [_run(call, settings) for call in _CALLS]
+        _print_configuration(server, environment, print_)
+        rows = [_run(call, settings, calls) for call in _CALLS]
+    print_("")
     _print_table(rows, print_)
     print_("")
     print_("The first call to each server includes building its openai client and connection.")
+    _shutdown_telemetry()
     return rows
+
+
+def _install_telemetry(print_: Print) -> InMemorySpanExporter:
+    """Console exporters (or OTLP, or the application's own); returns where the demo reads its calls' spans."""
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        configure_telemetry(_SERVICE)
+        print_(f"Telemetry: OTLP to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']} (service {_SERVICE!r})")
+    elif isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        resource = Resource.create({"service.name": _SERVICE})
+        tracer_provider = TracerProvider(resource=resource)
+        tracer_provider.add_span_processor(SimpleSpanProcessor(_ConsoleTrees(print_)))
+        trace.set_tracer_provider(tracer_provider)
+        exporter = ConsoleMetricExporter(formatter=_metrics_summary)
+        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)  # exported at exit
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
+        print_("Telemetry: console (set OTEL_EXPORTER_OTLP_ENDPOINT to send it to a collector)")
+    calls = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.add_span_processor(SimpleSpanProcessor(calls))
+    return calls
+
+
+def _shutdown_telemetry() -> None:
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+        shutdown = getattr(provider, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
 
 
 @contextmanager
@@ -124,35 +162,150 @@ def _environment(environment: dict[str, str]) -> Iterator[dict[str, str]]:
         os.environ.update(saved)
 
 
-def _run(call: _Call, settings: LLMSettings) -> _Row:
+def _print_configuration(server: MockLLMServer, environment: dict[str, str], print_: Print) -> None:
+    print_(f"Embedded OpenAI-compatible server: {server.base_url}  (Azure shape: {server.azure_endpoint})")
+    print_("Configuration, as a service would set it:")
+    for name, value in environment.items():
+        if name not in ("LLM_MODELS", _KEY_VARIABLE):
+            print_(f"  {name}={value}")
+    models = json.loads(environment["LLM_MODELS"])
+    print_("  LLM_MODELS=" + ", ".join(f"{alias} -> {e['provider']} {e['model']}" for alias, e in models.items()))
+    print_(f"  (every alias reads its key from {_KEY_VARIABLE}, set to a placeholder)")
+    print_("")
+    print_("Spans, one tree per call:")
+
+
+def _run(call: _Call, settings: LLMSettings, calls: InMemorySpanExporter) -> _Row:
     client = get_llm_client_smart(call.api, call.request_model, call.headers, settings)
+    calls.clear()
     start = time.perf_counter()
     if call.kind == "embeddings":
-        embedded = client.embeddings.create(input=["python", "opentelemetry"])
-        tokens = (embedded.usage.prompt_tokens, 0)
+        client.embeddings.create(input=["python", "opentelemetry"])
     elif call.kind == "chat stream":
-        stream = client.chat.completions.create(messages=_MESSAGES, stream=True, stream_options={"include_usage": True})
-        usage = [chunk.usage for chunk in stream if chunk.usage][-1]
-        tokens = (usage.prompt_tokens, usage.completion_tokens)
+        for _ in client.chat.completions.create(messages=_MESSAGES, stream=True):
+            pass
     else:
-        response = client.chat.completions.create(messages=_MESSAGES)
-        assert response.usage is not None
-        tokens = (response.usage.prompt_tokens, response.usage.completion_tokens)
+        client.chat.completions.create(messages=_MESSAGES)
     latency_ms = (time.perf_counter() - start) * 1000
-    selection = client.selection
-    return _Row(selection.api_name, selection.model, selection.source, call.kind, latency_ms, *tokens)
+    # The numbers come from the call's own span: what the telemetry recorded.
+    [span] = [span for span in calls.get_finished_spans() if span.kind is trace.SpanKind.INTERNAL]
+    attributes = span.attributes or {}
+    return _Row(
+        call.api,
+        str(attributes.get("otel_llm.model.alias")),
+        str(attributes.get("otel_llm.selection.source")),
+        call.kind,
+        latency_ms,
+        int(attributes.get("gen_ai.usage.input_tokens", 0)),  # type: ignore[arg-type]
+        int(attributes.get("gen_ai.usage.output_tokens", 0)),  # type: ignore[arg-type]
+        attributes.get("otel_llm.cost.usd"),  # type: ignore[arg-type]
+    )
 
 
-def _print_table(rows: list[_Row], print_: Callable[[str], None]) -> None:
-    header = ("API", "alias", "source", "call", "latency ms", "tokens in", "tokens out")
-    cells = [header] + [
-        (r.api, r.alias, r.source, r.kind, f"{r.latency_ms:.1f}", str(r.input_tokens), str(r.output_tokens))
+def _usd(cost: float | None) -> str:
+    return "-" if cost is None else f"${cost:.8f}"
+
+
+def _print_table(rows: list[_Row], print_: Print) -> None:
+    header = ("API", "alias", "source", "call", "latency ms", "tokens in", "tokens out", "cost")
+    body = [
+        (
+            r.api,
+            r.alias,
+            r.source,
+            r.kind,
+            f"{r.latency_ms:.1f}",
+            str(r.input_tokens),
+            str(r.output_tokens),
+            _usd(r.cost_usd),
+        )
         for r in rows
     ]
+    _print_cells(header, body, print_, text_columns=4)
+    for title, key in (("API", "api"), ("model", "alias")):
+        totals: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0])
+        for row in rows:
+            total = totals[getattr(row, key)]
+            total[0] += 1
+            total[1] += row.input_tokens
+            total[2] += row.output_tokens
+            total[3] += row.cost_usd or 0.0
+        print_("")
+        _print_cells(
+            (title, "calls", "tokens in", "tokens out", "cost"),
+            [(name, str(int(c)), str(int(i)), str(int(o)), _usd(usd)) for name, (c, i, o, usd) in totals.items()],
+            print_,
+            text_columns=1,
+        )
+
+
+def _print_cells(header: Sequence[str], body: Sequence[Sequence[str]], print_: Print, text_columns: int) -> None:
+    """A plain table: the first ``text_columns`` columns left-aligned, the numbers right-aligned."""
+    cells = [header, *body]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    numeric = {4, 5, 6}
     for index, row in enumerate(cells):
-        aligned = (cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-        print_("  ".join(aligned))
+        aligned = (
+            cell.ljust(width) if column < text_columns else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths))
+        )
+        print_("  ".join(aligned).rstrip())
         if index == 0:
-            print_("  ".join("-" * w for w in widths))
+            print_("  ".join("-" * width for width in widths))
+
+
+class _ConsoleTrees(SpanExporter):
+    """Prints each call's spans as a tree, one line a span, when the call's span ends."""
+
+    def __init__(self, print_: Print) -> None:
+        self._print = print_
+        self._pending: dict[int, list[ReadableSpan]] = defaultdict(list)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        for span in spans:
+            trace_spans = self._pending[span.context.trace_id]
+            trace_spans.append(span)
+            if span.parent is None:  # the root ends last: the tree is complete
+                self._print_tree(span, trace_spans, 0)
+                del self._pending[span.context.trace_id]
+        return SpanExportResult.SUCCESS
+
+    def _print_tree(self, span: ReadableSpan, spans: list[ReadableSpan], depth: int) -> None:
+        milliseconds = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
+        attributes = span.attributes or {}
+        details = " ".join(
+            f"{label}={_shown(attributes[key])}" for label, key in _SHOWN_ATTRIBUTES if key in attributes
+        )
+        self._print(f"  {'  ' * depth}{span.name} [{span.kind.name.lower()}] {milliseconds:.1f} ms  {details}".rstrip())
+        for child in sorted(spans, key=lambda s: s.start_time or 0):
+            if child.parent is not None and child.parent.span_id == span.context.span_id:
+                self._print_tree(child, spans, depth + 1)
+
+
+# A few attributes per span line, under short labels; the exporters get them all.
+_SHOWN_ATTRIBUTES = (
+    ("source", "otel_llm.selection.source"),
+    ("alias", "otel_llm.model.alias"),
+    ("attempt", "otel_llm.attempt"),
+    ("provider", "gen_ai.provider.name"),
+    ("in", "gen_ai.usage.input_tokens"),
+    ("out", "gen_ai.usage.output_tokens"),
+    ("cost", "otel_llm.cost.usd"),
+    ("first_chunk_s", "gen_ai.response.time_to_first_chunk"),
+    ("status", "http.response.status_code"),
+    ("status", "http.status_code"),
+    ("error", "error.type"),
+)
+
+
+def _shown(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _metrics_summary(data: MetricsData) -> str:
+    lines = ["", "Metrics exported:"]
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                points = list(metric.data.data_points)
+                lines.append(f"  {metric.name} ({metric.unit}): {len(points)} series")
+    return "\n".join(lines) + "\n"

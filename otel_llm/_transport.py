@@ -33,16 +33,21 @@ _BODY_EXTENSION = "otel_llm.body"
 def sync_http_client(*, http_spans: bool) -> httpx2.Client:
     transport = _DrainOnCloseTransport(httpx2.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS))
     client = openai.DefaultHttpxClient(transport=transport)
-    if http_spans:
+    if http_spans and not _instrumented_globally():
         HTTPX2ClientInstrumentor.instrument_client(client)
     return client
 
 
 def async_http_client(*, http_spans: bool) -> httpx2.AsyncClient:
     client = openai.DefaultAsyncHttpxClient()
-    if http_spans:
+    if http_spans and not _instrumented_globally():
         HTTPX2ClientInstrumentor.instrument_client(client)
     return client
+
+
+def _instrumented_globally() -> bool:
+    """Under ``opentelemetry-instrument`` every httpx2 client already makes HTTP spans: no second one."""
+    return bool(HTTPX2ClientInstrumentor().is_instrumented_by_opentelemetry)
 
 
 def finish_body_on_close(response: httpx2.Response) -> None:

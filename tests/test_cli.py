@@ -102,14 +102,25 @@ def test_check_names_the_bad_variable(capsys: pytest.CaptureFixture[str], monkey
     assert "LLM_RETRY_ATTEMPTS: Input should be greater than or equal to 1" in err
 
 
-def test_demo_calls_every_api_through_every_source(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LLM_MODEL_KEYWORDS", "something-else")  # the demo replaces the shell's configuration
-    code, out, _ = run(capsys, "demo")
-    assert code == 0
-    rows = [line.split() for line in out.splitlines() if line.startswith(("keywords", "gap_", "resume_", "search_"))]
-    assert [row[:3] for row in rows] == [
+def run_demo(**environment: str) -> str:
+    """``otel-llm demo`` in its own process, as a new user runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "otel_llm", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **environment},
+        check=True,
+    )
+    return result.stdout
+
+
+def test_demo_calls_every_api_through_every_source_and_shows_the_telemetry() -> None:
+    out = run_demo(LLM_MODEL_KEYWORDS="something-else")  # the demo replaces the shell's configuration
+    table = out[out.index("API            alias") :]
+    rows = [line.split() for line in table.splitlines() if line.startswith(("keywords", "gap_", "resume_", "search_"))]
+    calls = rows[:6]
+    assert [row[:3] for row in calls] == [
         ["keywords", "gpt41-mini", "env"],
         ["gap_analysis", "gpt4o-2", "env"],
         ["resume_format", "gpt41", "default"],
@@ -117,7 +128,10 @@ def test_demo_calls_every_api_through_every_source(
         ["resume_tailor", "gpt4o-2", "request"],
         ["search_index", "embed-small", "env"],
     ]
-    assert all(int(row[-2]) > 0 for row in rows)  # tokens in, as the server counted them
+    assert all(int(row[-3]) > 0 and row[-1].startswith("$") for row in calls)  # tokens in, cost from the spans
+    assert "chat keywords [internal]" in out and "chat gpt-4.1-mini [client]" in out and "POST [client]" in out
+    assert "gen_ai.client.operation.duration (s): 6 series" in out
+    assert "resume_tailor      2" in out  # the totals per API
     assert "demo-key-not-secret" not in out
 
 

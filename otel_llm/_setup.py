@@ -1,0 +1,102 @@
+"""``configure_telemetry()``: OpenTelemetry for an application that has none.
+
+otel-llm records through the global tracer and meter providers, so an
+application already set up (by its own code or ``opentelemetry-instrument``)
+needs nothing from here, and this function leaves such providers alone. For
+the others it installs SDK providers exporting as the standard ``OTEL_*``
+variables say: ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (``otlp``,
+the default, ``console`` or ``none``), ``OTEL_EXPORTER_OTLP_PROTOCOL``
+(``http/protobuf``, the default, or ``grpc``), ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_METRIC_EXPORT_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+from ._errors import ConfigError
+
+__all__ = ["configure_telemetry"]
+
+_Exporter = TypeVar("_Exporter", SpanExporter, MetricExporter)
+
+
+def configure_telemetry(service_name: str | None = None) -> bool:
+    """Install tracer and meter providers with exporters from ``OTEL_*``, where none are installed.
+
+    Returns whether anything was installed. ``service_name`` is used when
+    ``OTEL_SERVICE_NAME`` does not name the service.
+    """
+    attributes = {SERVICE_NAME: service_name} if service_name and "OTEL_SERVICE_NAME" not in os.environ else {}
+    resource = Resource.create(attributes)
+    installed = False
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        tracer_provider = TracerProvider(resource=resource)
+        for span_exporter in _exporters("OTEL_TRACES_EXPORTER", _SPAN_EXPORTERS):
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        trace.set_tracer_provider(tracer_provider)
+        installed = True
+    if _no_meter_provider():
+        readers = [
+            PeriodicExportingMetricReader(metric_exporter)
+            for metric_exporter in _exporters("OTEL_METRICS_EXPORTER", _METRIC_EXPORTERS)
+        ]
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+        installed = True
+    return installed
+
+
+def _no_meter_provider() -> bool:
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    return isinstance(metrics.get_meter_provider(), _ProxyMeterProvider)
+
+
+def _otlp_protocol(signal: str) -> str:
+    protocol = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    if protocol not in ("http/protobuf", "grpc"):
+        raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL: expected 'http/protobuf' or 'grpc', got {protocol!r}")
+    return protocol
+
+
+def _otlp_spans() -> SpanExporter:
+    if _otlp_protocol("TRACES") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+        return GrpcSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+def _otlp_metrics() -> MetricExporter:
+    if _otlp_protocol("METRICS") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
+
+        return GrpcMetricExporter()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter()
+
+
+_SPAN_EXPORTERS: dict[str, Callable[[], SpanExporter]] = {"otlp": _otlp_spans, "console": ConsoleSpanExporter}
+_METRIC_EXPORTERS: dict[str, Callable[[], MetricExporter]] = {"otlp": _otlp_metrics, "console": ConsoleMetricExporter}
+
+
+def _exporters(variable: str, known: dict[str, Callable[[], _Exporter]]) -> list[_Exporter]:
+    names = [name.strip() for name in os.environ.get(variable, "otlp").split(",") if name.strip()]
+    unknown = [name for name in names if name not in known and name != "none"]
+    if unknown:
+        raise ConfigError(f"{variable}: unknown exporter {unknown[0]!r} (expected otlp, console or none)")
+    return [known[name]() for name in names if name != "none"]

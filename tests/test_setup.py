@@ -1,0 +1,155 @@
+"""configure_telemetry(), and a real OTLP/HTTP export decoded by a local receiver."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otel_llm import configure_telemetry
+
+
+class _Receiver(ThreadingHTTPServer):
+    """An OTLP/HTTP receiver on loopback that keeps what it was sent."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.bodies: dict[str, list[bytes]] = {"/v1/traces": [], "/v1/metrics": []}
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: _Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.bodies.setdefault(self.path, []).append(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    server = _Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_demo_exports_spans_and_metrics_over_otlp_http(receiver: _Receiver) -> None:
+    environment = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+    result = subprocess.run(
+        [sys.executable, "-m", "otel_llm", "demo"], capture_output=True, text=True, timeout=60, env=environment
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"Telemetry: OTLP to {receiver.endpoint}" in result.stdout
+
+    spans = []
+    for body in receiver.bodies["/v1/traces"]:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
+            assert service == "otel-llm-demo"
+            spans += [span for scope in resource_spans.scope_spans for span in scope.spans]
+    names = {span.name for span in spans}
+    assert {"chat keywords", "chat gpt-4.1-mini", "chat gpt-4o-2", "embeddings search_index", "POST"} <= names
+    keywords = next(span for span in spans if span.name == "chat keywords")
+    attributes = {a.key: a.value for a in keywords.attributes}
+    assert attributes["otel_llm.selection.source"].string_value == "env"
+    assert attributes["gen_ai.usage.input_tokens"].int_value == 13
+    assert attributes["otel_llm.cost.usd"].double_value > 0
+
+    metric_names = set()
+    for body in receiver.bodies["/v1/metrics"]:
+        request = ExportMetricsServiceRequest.FromString(body)
+        for resource_metrics in request.resource_metrics:
+            for scope in resource_metrics.scope_metrics:
+                metric_names |= {metric.name for metric in scope.metrics}
+    assert {
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.token.usage",
+        "otel_llm.call.duration",
+        "otel_llm.cost.usd",
+    } <= metric_names
+
+
+def test_configure_telemetry_leaves_existing_providers_alone() -> None:
+    tracer_provider, meter_provider = trace.get_tracer_provider(), metrics.get_meter_provider()
+    assert configure_telemetry("anything") is False
+    assert trace.get_tracer_provider() is tracer_provider
+    assert metrics.get_meter_provider() is meter_provider
+
+
+def _configure_in_fresh_process(**environment: str) -> subprocess.CompletedProcess[str]:
+    script = (
+        "import otel_llm\n"
+        "from opentelemetry import trace, metrics\n"
+        "print(otel_llm.configure_telemetry('svc'))\n"
+        "print(type(trace.get_tracer_provider()).__name__, type(metrics.get_meter_provider()).__name__)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env={**os.environ, **environment}
+    )
+
+
+def test_configure_telemetry_installs_sdk_providers_where_none_are() -> None:
+    result = _configure_in_fresh_process(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["True", "TracerProvider MeterProvider"]
+
+
+def test_configure_telemetry_names_an_unknown_exporter() -> None:
+    result = _configure_in_fresh_process(OTEL_TRACES_EXPORTER="zipkin")
+    assert result.returncode != 0
+    assert "OTEL_TRACES_EXPORTER: unknown exporter 'zipkin' (expected otlp, console or none)" in result.stderr
+
+
+def test_under_opentelemetry_instrument_each_attempt_has_one_http_span(receiver: _Receiver) -> None:
+    """The application's own setup (auto-instrumentation, httpx2 instrumented globally) is used as is."""
+    instrument = os.path.join(os.path.dirname(sys.executable), "opentelemetry-instrument")
+    environment = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_SERVICE_NAME": "instrumented-app",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    result = subprocess.run(
+        [instrument, sys.executable, "-m", "otel_llm", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr
+
+    spans = []
+    for body in receiver.bodies["/v1/traces"]:
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
+            assert service == "instrumented-app"  # the distro's providers, not ours
+            spans += [span for scope in resource_spans.scope_spans for span in scope.spans]
+    attempts = [span for span in spans if span.name in ("chat gpt-4.1-mini", "chat gpt-4o-2", "chat gpt-4.1")]
+    assert len(attempts) == 5
+    for attempt in attempts:
+        children = [span.name for span in spans if span.parent_span_id == attempt.span_id]
+        assert children == ["POST"]
