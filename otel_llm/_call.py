@@ -122,8 +122,6 @@ def run_sync(call: LogicalCall) -> Any:
     except BaseException as error:
         call.failed(error)
         raise
-    finally:
-        call.telemetry.detach()
     if isinstance(result, openai.Stream):
         return ObservedStream(result, call.observer(result))
     call.completed(result)
@@ -141,8 +139,6 @@ async def run_async(call: LogicalCall) -> Any:
     except BaseException as error:
         call.failed(error)
         raise
-    finally:
-        call.telemetry.detach()
     if isinstance(result, openai.AsyncStream):
         return AsyncObservedStream(result, call.observer(result))
     call.completed(result)

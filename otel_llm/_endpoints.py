@@ -6,6 +6,7 @@ goes on the wire), so the rest of the package never branches on the provider.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
 import openai
@@ -25,6 +26,15 @@ class _EndpointBase(BaseModel):
     """Canonical model name, used for pricing."""
     api_key_env: _Name | None = None
     """Name of the environment variable that holds the key (never the key)."""
+
+    # Endpoints key the per-call caches (clients, prices, attribute sets):
+    # hash them once, not field by field on every lookup.
+    @cached_property
+    def _hash(self) -> int:
+        return hash((type(self), *self.__dict__.values()))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 class OpenAIEndpoint(_EndpointBase):

@@ -174,12 +174,12 @@ _shapes = _Shapes()
 
 
 class CallTelemetry:
-    """The logical call: its span, current while attempts run, and its totals."""
+    """The logical call: its span, parent of the attempts, and its totals."""
 
     __slots__ = (
         "_start",
-        "_token",
         "attempts",
+        "context",
         "cost",
         "input_tokens",
         "operation",
@@ -198,13 +198,7 @@ class CallTelemetry:
         name, attributes = _shapes.call(operation, selection)
         self._start = default_timer()
         self.span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
-        self._token: object | None = context.attach(trace.set_span_in_context(self.span))
-
-    def detach(self) -> None:
-        """Stop being the current span (a stream's spans stay open, not current)."""
-        if self._token is not None:
-            context.detach(self._token)  # type: ignore[arg-type]
-            self._token = None
+        self.context = trace.set_span_in_context(self.span)
 
     def end(self, alias: str, error: BaseException | None) -> None:
         """The call is over: record its outcome and totals."""
@@ -231,7 +225,7 @@ class CallTelemetry:
         instruments.call_duration.record(
             duration,
             _shapes.outcome(self.selection.api_name, alias, self.selection.source, outcome),
-            trace.set_span_in_context(span),  # exemplars point at the call's trace
+            self.context,  # exemplars point at the call's trace
         )
 
     def add(self, usage: Usage | None, cost: float | None) -> None:
@@ -244,9 +238,10 @@ class CallTelemetry:
 
 
 class AttemptTelemetry:
-    """One attempt: a CLIENT span under the call, current while the request is sent."""
+    """One attempt: a CLIENT span under the call, current while the request is sent
+    (so that the HTTP span nests under it)."""
 
-    __slots__ = ("_start", "_token", "call", "capture", "cost_of", "kwargs", "shape", "span")
+    __slots__ = ("_start", "_token", "call", "capture", "context", "cost_of", "kwargs", "shape", "span")
 
     def __init__(
         self,
@@ -265,8 +260,9 @@ class AttemptTelemetry:
         self.capture = capture
         self.shape = shape = _shapes.attempt(call.operation, call.selection.api_name, alias, endpoint, *server)
         self._start = default_timer()
-        self.span = tracer.start_span(shape.span_name, kind=SpanKind.CLIENT, attributes=shape.span)
-        self._token: object | None = context.attach(trace.set_span_in_context(self.span))
+        self.span = tracer.start_span(shape.span_name, call.context, SpanKind.CLIENT, shape.span)
+        self.context = trace.set_span_in_context(self.span)
+        self._token: object | None = context.attach(self.context)
 
     def detach(self) -> None:
         if self._token is not None:
@@ -347,7 +343,7 @@ class AttemptTelemetry:
         span.set_attributes(attributes)
         span.end()
 
-        instruments.operation_duration.record(duration, metric, trace.set_span_in_context(span))  # exemplar
+        instruments.operation_duration.record(duration, metric, self.context)  # exemplar
         if usage is not None:
             instruments.token_usage.record(usage.input_tokens, input_tokens)
             if usage.output_tokens is not None:
