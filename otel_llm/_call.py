@@ -1,24 +1,35 @@
-"""One logical call, the way it flows: selection -> attempt -> provider client -> telemetry.
+"""One logical call, the way it flows: selection -> attempts (retries, fallbacks)
+-> provider client -> telemetry.
 
 ``run_sync`` and ``run_async`` differ only in how they wait; everything else
-(choosing the alias, preparing the arguments, the telemetry) is shared here.
+(the alias chain, the breakers, the deadline, the telemetry) is shared by
+``LogicalCall``. Each model of the chain gets its attempts from a tenacity
+``Retrying``; when they are spent on retryable errors the next alias is tried,
+all within ``LLM_CALL_TIMEOUT_S``. A stream is retried only before its first
+chunk: the attempt reads that chunk before the stream is handed over.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import openai
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
+from ._breaker import breaker_for
 from ._cost import cost_function
 from ._endpoints import Endpoint
+from ._errors import StreamTruncatedError
 from ._providers import async_client, sync_client
+from ._retry import is_retryable, stop_for_call, wait_for_provider
 from ._selection import Selection, with_request_model
 from ._settings import LLMSettings
 from ._streams import AsyncObservedStream, ObservedStream, StreamObserver
-from ._telemetry import AttemptTelemetry, CallTelemetry
+from ._telemetry import AttemptTelemetry, CallTelemetry, error_type
 
 __all__ = ["CHAT", "EMBEDDINGS", "LogicalCall", "Operation", "run_async", "run_sync"]
 
@@ -34,7 +45,13 @@ class Operation:
 CHAT = Operation("chat", lambda client: client.chat.completions.create)
 EMBEDDINGS = Operation("embeddings", lambda client: client.embeddings.create)
 
+_RETRYABLE = retry_if_exception(is_retryable)
 _servers: dict[int, tuple[str, int | None]] = {}
+
+
+@lru_cache(maxsize=64)
+def _wait(max_wait: float) -> wait_for_provider:
+    return wait_for_provider(max_wait)
 
 
 def _server(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[str, int | None]:
@@ -47,9 +64,23 @@ def _server(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[str, int | None
 
 
 class LogicalCall:
-    """A call as the caller made it: which alias answers it and how it is recorded."""
+    """A call as the caller made it: which aliases may answer it, in what time, and how it is recorded."""
 
-    __slots__ = ("alias", "attempt", "endpoint", "hide_usage_chunk", "kwargs", "operation", "settings", "telemetry")
+    __slots__ = (
+        "_caller_timeout",
+        "_chain",
+        "_deadline",
+        "_failures",
+        "_index",
+        "alias",
+        "attempt",
+        "endpoint",
+        "hide_usage_chunk",
+        "kwargs",
+        "operation",
+        "settings",
+        "telemetry",
+    )
 
     def __init__(
         self,
@@ -62,16 +93,79 @@ class LogicalCall:
         selection = with_request_model(selection, model, settings)
         self.operation = operation
         self.settings = settings
-        self.alias = selection.model
-        self.endpoint: Endpoint = settings.endpoints[self.alias]
-        kwargs.setdefault("timeout", settings.call_timeout_s)
+        self._deadline = time.monotonic() + settings.call_timeout_s
+        # A number the caller passed bounds each attempt too; anything else
+        # (an httpx Timeout) is the caller's to manage.
+        timeout = kwargs.get("timeout")
+        self._caller_timeout = timeout if isinstance(timeout, (int, float)) else None
         self.kwargs = kwargs
         self.hide_usage_chunk = kwargs.get("stream") is True and _request_usage(kwargs)
+        self._chain = [selection.model, *settings.fallback_chain(selection.model)]
+        self._index = -1
+        self._failures: list[str] = []
+        self.alias = selection.model
+        self.endpoint: Endpoint = settings.endpoints[self.alias]
         self.attempt: AttemptTelemetry | None = None
         self.telemetry = CallTelemetry(operation.name, selection)
+        self._next_alias(None)
+
+    # -- the chain of aliases ---------------------------------------------------
+
+    def _next_alias(self, reason: str | None) -> bool:
+        """Move to the next alias that may be tried (an open breaker is skipped unless it is the last)."""
+        previous = self.alias if self._index >= 0 else None
+        while self._index + 1 < len(self._chain):
+            self._index += 1
+            alias = self._chain[self._index]
+            if previous is not None and reason is not None:
+                self.telemetry.fallback(previous, alias, reason)
+            allowed, moved = breaker_for(alias).allow(self.settings.breaker_cooldown_s)
+            if moved:
+                self.telemetry.breaker(alias, moved)
+            if allowed or self._index == len(self._chain) - 1:
+                self.alias = alias
+                self.endpoint = self.settings.endpoints[alias]
+                return True
+            self._failures.append(f"{alias}: skipped, circuit open")
+            previous, reason = alias, "circuit_open"
+        return False
+
+    def retrying(self) -> dict[str, Any]:
+        """The tenacity policy for the current alias."""
+        settings = self.settings
+        return {
+            "stop": stop_for_call(settings.retry_attempts, settings.retry_max_wait_s, self._deadline),
+            "wait": _wait(settings.retry_max_wait_s),
+            "retry": _RETRYABLE,
+            "before_sleep": self._before_sleep,
+            "reraise": True,
+        }
+
+    def _before_sleep(self, retry_state: RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        if error is not None:
+            self.telemetry.wait(self.alias, retry_state.upcoming_sleep, error)
+
+    def fall_back(self, error: BaseException) -> bool:
+        """The current alias failed for good: move down the chain, or end the call (``False``)."""
+        if is_retryable(error) and time.monotonic() < self._deadline and self._next_alias(error_type(error)):
+            return True
+        if self._failures:
+            error.add_note(
+                f"otel-llm: API {self.telemetry.selection.api_name!r}, every attempt failed: "
+                + "; ".join(self._failures)
+            )
+        self.telemetry.end(self.alias, self._index > 0, error)
+        return False
+
+    # -- one attempt --------------------------------------------------------------
 
     def start_attempt(self, client: openai.OpenAI | openai.AsyncOpenAI) -> Callable[..., Any]:
-        """Open the attempt span; returns the SDK method to call."""
+        """Open the attempt span and bound the request by the deadline; returns the SDK method to call."""
+        remaining = max(self._deadline - time.monotonic(), 0.001)
+        caller = self._caller_timeout
+        if caller is not None or "timeout" not in self.kwargs or isinstance(self.kwargs["timeout"], (int, float)):
+            self.kwargs["timeout"] = remaining if caller is None else min(caller, remaining)
         self.attempt = AttemptTelemetry(
             self.telemetry,
             self.alias,
@@ -83,22 +177,39 @@ class LogicalCall:
         )
         return self.operation.method(client)
 
-    def failed(self, error: BaseException) -> None:
-        if self.attempt is not None:
-            self.attempt.failed(error)
-        self.telemetry.end(self.alias, error)
-
-    def completed(self, response: Any) -> None:
+    def attempt_failed(self, error: BaseException) -> None:
         assert self.attempt is not None
+        self._failures.append(f"#{self.telemetry.attempts} {self.alias}: {error_type(error)}")
+        self.attempt.failed(error)
+        breaker = breaker_for(self.alias)
+        moved = breaker.failure(self.settings.breaker_failures) if is_retryable(error) else breaker.success()
+        if moved:
+            self.telemetry.breaker(self.alias, moved)
+
+    def completed(self, response: Any) -> Any:
+        assert self.attempt is not None
+        self._answered()
         self.attempt.response(response)
-        self.telemetry.end(self.alias, None)
+        self.telemetry.end(self.alias, self._index > 0, None)
+        return response
 
-    def observer(self, stream: openai.Stream[Any] | openai.AsyncStream[Any]) -> StreamObserver:
+    def streaming(self, stream: openai.Stream[Any] | openai.AsyncStream[Any]) -> StreamObserver:
+        """The stream's first chunk arrived: from here on it is the caller's."""
         assert self.attempt is not None
+        self._answered()
         return StreamObserver(self.attempt, stream.response, self.hide_usage_chunk, self._stream_ended)
 
+    def _answered(self) -> None:
+        moved = breaker_for(self.alias).success()
+        if moved:
+            self.telemetry.breaker(self.alias, moved)
+
     def _stream_ended(self, error: BaseException | None) -> None:
-        self.telemetry.end(self.alias, error)
+        if error is not None and is_retryable(error):
+            moved = breaker_for(self.alias).failure(self.settings.breaker_failures)
+            if moved:
+                self.telemetry.breaker(self.alias, moved)
+        self.telemetry.end(self.alias, self._index > 0, error)
 
 
 def _request_usage(kwargs: dict[str, Any]) -> bool:
@@ -112,34 +223,58 @@ def _request_usage(kwargs: dict[str, Any]) -> bool:
 
 
 def run_sync(call: LogicalCall) -> Any:
-    try:
-        client = sync_client(call.alias, call.endpoint, call.settings.http_spans)
-        create = call.start_attempt(client)
+    while True:
         try:
-            result = create(model=call.endpoint.request_model, **call.kwargs)
-        finally:
-            call.attempt.detach()  # type: ignore[union-attr]
+            for attempt in Retrying(**call.retrying()):
+                with attempt:
+                    return _attempt_sync(call)
+        except BaseException as error:
+            if not call.fall_back(error):
+                raise
+
+
+def _attempt_sync(call: LogicalCall) -> Any:
+    create = call.start_attempt(sync_client(call.alias, call.endpoint, call.settings.http_spans))
+    assert call.attempt is not None
+    try:
+        result = create(model=call.endpoint.request_model, **call.kwargs)
+        if not isinstance(result, openai.Stream):
+            return call.completed(result)
+        first = next(result, None)
+        if first is None:
+            raise StreamTruncatedError(result.response.request)
     except BaseException as error:
-        call.failed(error)
+        call.attempt_failed(error)
         raise
-    if isinstance(result, openai.Stream):
-        return ObservedStream(result, call.observer(result))
-    call.completed(result)
-    return result
+    finally:
+        call.attempt.detach()
+    return ObservedStream(result, call.streaming(result), first)
 
 
 async def run_async(call: LogicalCall) -> Any:
-    try:
-        client = async_client(call.alias, call.endpoint, call.settings.http_spans)
-        create = call.start_attempt(client)
+    while True:
         try:
-            result = await create(model=call.endpoint.request_model, **call.kwargs)
-        finally:
-            call.attempt.detach()  # type: ignore[union-attr]
+            async for attempt in AsyncRetrying(**call.retrying()):
+                with attempt:
+                    return await _attempt_async(call)
+        except BaseException as error:
+            if not call.fall_back(error):
+                raise
+
+
+async def _attempt_async(call: LogicalCall) -> Any:
+    create = call.start_attempt(async_client(call.alias, call.endpoint, call.settings.http_spans))
+    assert call.attempt is not None
+    try:
+        result = await create(model=call.endpoint.request_model, **call.kwargs)
+        if not isinstance(result, openai.AsyncStream):
+            return call.completed(result)
+        first = await anext(result, None)
+        if first is None:
+            raise StreamTruncatedError(result.response.request)
     except BaseException as error:
-        call.failed(error)
+        call.attempt_failed(error)
         raise
-    if isinstance(result, openai.AsyncStream):
-        return AsyncObservedStream(result, call.observer(result))
-    call.completed(result)
-    return result
+    finally:
+        call.attempt.detach()
+    return AsyncObservedStream(result, call.streaming(result), first)

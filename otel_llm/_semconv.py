@@ -20,9 +20,12 @@ __all__ = [
     "API_NAME",
     "ATTEMPT",
     "ATTEMPTS",
+    "BREAKER_EVENT",
+    "BREAKER_STATE",
     "COST_USD",
     "DURATION_BUCKETS",
     "ERROR_TYPE",
+    "FALLBACK_EVENT",
     "FALLBACK_FROM",
     "FALLBACK_TO",
     "FALLBACK_USED",
@@ -32,6 +35,8 @@ __all__ = [
     "SERVER_ADDRESS",
     "SERVER_PORT",
     "TOKEN_BUCKETS",
+    "WAIT_EVENT",
+    "WAIT_SECONDS",
     "Instruments",
     "gen_ai",
     "instruments",
@@ -48,9 +53,17 @@ FALLBACK_FROM: Final = "otel_llm.fallback.from"
 FALLBACK_TO: Final = "otel_llm.fallback.to"
 COST_USD: Final = "otel_llm.cost.usd"
 OUTCOME: Final = "otel_llm.outcome"
+BREAKER_STATE: Final = "otel_llm.breaker.state"
+WAIT_SECONDS: Final = "otel_llm.wait.seconds"
+
+# Span events on the call span.
+FALLBACK_EVENT: Final = "otel_llm.fallback"
+WAIT_EVENT: Final = "otel_llm.retry.wait"
+BREAKER_EVENT: Final = "otel_llm.breaker"
 
 CALL_DURATION: Final = "otel_llm.call.duration"
 FALLBACKS: Final = "otel_llm.fallbacks"
+BREAKER_TRANSITIONS: Final = "otel_llm.breaker.transitions"
 
 # Bucket boundaries advised by the GenAI semantic conventions.
 DURATION_BUCKETS: Final = tuple(0.01 * 2**i for i in range(14))  # 0.01 ... 81.92 s
@@ -90,6 +103,9 @@ class Instruments:
         self.cost = meter.create_counter(COST_USD, unit="{USD}", description="Cost of the LLM calls in US dollars.")
         self.fallbacks = meter.create_counter(
             FALLBACKS, unit="{fallback}", description="Moves from a failing model to the next in its chain."
+        )
+        self.breaker_transitions = meter.create_counter(
+            BREAKER_TRANSITIONS, unit="{transition}", description="Circuit breaker state changes, per alias."
         )
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import threading
+import tomllib
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -39,10 +39,6 @@ from ._errors import ConfigError
 if TYPE_CHECKING:
     from ._selection import Selection
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
 
 __all__ = ["LLMSettings", "Price", "api_variable", "get_settings", "reload_settings"]
 
@@ -107,6 +103,10 @@ class LLMSettings(BaseSettings):
     retry_attempts: int = Field(2, ge=1, le=10, strict=False)
     retry_max_wait_s: float = Field(10.0, ge=0, le=300, allow_inf_nan=False)
     call_timeout_s: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
+    breaker_failures: int = Field(5, ge=1, le=1000)
+    """``LLM_BREAKER_FAILURES``: retryable failures in a row that open an alias's breaker."""
+    breaker_cooldown_s: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
+    """``LLM_BREAKER_COOLDOWN_S``: how long an open breaker skips its alias before probing it."""
     http_spans: bool = True
     capture_message_content: bool = Field(
         False,

@@ -82,16 +82,21 @@ class StreamObserver:
 
 
 class ObservedStream(wrapt.ObjectProxy[Stream[Any]]):
-    """An ``openai.Stream`` whose chunks are observed."""
+    """An ``openai.Stream`` whose chunks are observed; ``first`` was read ahead by the attempt."""
 
-    def __init__(self, stream: Stream[Any], observer: StreamObserver) -> None:
+    def __init__(self, stream: Stream[Any], observer: StreamObserver, first: ChatCompletionChunk) -> None:
         super().__init__(stream)
         self._self_observer = observer
+        self._self_first = first if observer.show(first) else None
 
     def __iter__(self) -> ObservedStream:
         return self
 
     def __next__(self) -> Any:
+        first = self._self_first
+        if first is not None:
+            self._self_first = None
+            return first
         observer = self._self_observer
         while True:
             try:
@@ -120,16 +125,21 @@ class ObservedStream(wrapt.ObjectProxy[Stream[Any]]):
 
 
 class AsyncObservedStream(wrapt.ObjectProxy[AsyncStream[Any]]):
-    """An ``openai.AsyncStream`` whose chunks are observed."""
+    """An ``openai.AsyncStream`` whose chunks are observed; ``first`` was read ahead by the attempt."""
 
-    def __init__(self, stream: AsyncStream[Any], observer: StreamObserver) -> None:
+    def __init__(self, stream: AsyncStream[Any], observer: StreamObserver, first: ChatCompletionChunk) -> None:
         super().__init__(stream)
         self._self_observer = observer
+        self._self_first = first if observer.show(first) else None
 
     def __aiter__(self) -> AsyncObservedStream:
         return self
 
     async def __anext__(self) -> Any:
+        first = self._self_first
+        if first is not None:
+            self._self_first = None
+            return first
         observer = self._self_observer
         while True:
             try:

@@ -200,14 +200,38 @@ class CallTelemetry:
         self.span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
         self.context = trace.set_span_in_context(self.span)
 
-    def end(self, alias: str, error: BaseException | None) -> None:
+    def fallback(self, from_alias: str, to_alias: str, error: str) -> None:
+        """One step down the fallback chain."""
+        attributes: Attributes = {
+            names.API_NAME: self.selection.api_name,
+            names.FALLBACK_FROM: from_alias,
+            names.FALLBACK_TO: to_alias,
+            names.ERROR_TYPE: error,
+        }
+        self.span.add_event(names.FALLBACK_EVENT, attributes)
+        instruments.fallbacks.add(1, attributes)
+
+    def wait(self, alias: str, seconds: float, error: BaseException) -> None:
+        """A backoff (or the provider's Retry-After) before the next attempt on ``alias``."""
+        self.span.add_event(
+            names.WAIT_EVENT,
+            {names.MODEL_ALIAS: alias, names.WAIT_SECONDS: seconds, names.ERROR_TYPE: error_type(error)},
+        )
+
+    def breaker(self, alias: str, state: str) -> None:
+        """``alias``'s circuit breaker changed state during this call."""
+        attributes: Attributes = {names.MODEL_ALIAS: alias, names.BREAKER_STATE: state}
+        self.span.add_event(names.BREAKER_EVENT, attributes)
+        instruments.breaker_transitions.add(1, attributes)
+
+    def end(self, alias: str, fallback_used: bool, error: BaseException | None) -> None:
         """The call is over: record its outcome and totals."""
         duration = default_timer() - self._start
         span = self.span
         attributes: Attributes = {
             names.MODEL_ALIAS: alias,
             names.ATTEMPTS: self.attempts,
-            names.FALLBACK_USED: False,
+            names.FALLBACK_USED: fallback_used,
         }
         if self.input_tokens is not None:
             attributes[gen_ai.GEN_AI_USAGE_INPUT_TOKENS] = self.input_tokens
@@ -215,7 +239,7 @@ class CallTelemetry:
             attributes[gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS] = self.output_tokens
         if self.cost is not None:
             attributes[names.COST_USD] = self.cost
-        outcome = "ok"
+        outcome = "fallback" if fallback_used else "ok"
         if error is not None:
             outcome = "error"
             kind = attributes[names.ERROR_TYPE] = error_type(error)

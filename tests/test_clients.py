@@ -227,9 +227,10 @@ def test_async_clients_work_across_event_loops(server: MockLLMServer, settings: 
 
 
 def test_the_sdk_does_not_retry_by_itself(server: MockLLMServer, settings: LLMSettings) -> None:
+    once = settings.model_copy(update={"retry_attempts": 1})
     server.add_faults("gpt-4.1-mini", Fault.status(503))
     with pytest.raises(openai.InternalServerError):
-        get_llm_client_smart("keywords", settings=settings).chat.completions.create(messages=MESSAGES)
+        get_llm_client_smart("keywords", settings=once).chat.completions.create(messages=MESSAGES)
     assert len(server.requests) == 1
 
 

@@ -236,8 +236,9 @@ def test_failed_call_sets_error_type_and_status(
     api: str,
 ) -> None:
     server.add_faults("gpt-4.1-mini", Fault.status(429, retry_after=1))
+    once = settings.model_copy(update={"retry_attempts": 1})
     with pytest.raises(openai.RateLimitError):
-        get_llm_client_smart(api, settings=settings).chat.completions.create(messages=MESSAGES)
+        get_llm_client_smart(api, settings=once).chat.completions.create(messages=MESSAGES)
 
     call, attempt, _ = tree(spans)
     for span in (call, attempt):
@@ -254,8 +255,9 @@ def test_connection_errors_are_named_by_class(
     server: MockLLMServer, settings: LLMSettings, spans: InMemorySpanExporter, api: str
 ) -> None:
     server.add_faults("gpt-4.1-mini", Fault.drop())
+    once = settings.model_copy(update={"retry_attempts": 1})
     with pytest.raises(openai.APIConnectionError):
-        get_llm_client_smart(api, settings=settings).chat.completions.create(messages=MESSAGES)
+        get_llm_client_smart(api, settings=once).chat.completions.create(messages=MESSAGES)
     _, attempt, _ = tree(spans)
     assert attempt.attributes["error.type"] == "openai.APIConnectionError"
 
