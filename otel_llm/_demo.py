@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from ._client import get_llm_client_smart
 from ._settings import LLMSettings
 from ._setup import configure_telemetry
-from .testing import MockLLMServer
+from .testing import Fault, MockLLMServer
 
 __all__ = ["run_demo"]
 
@@ -50,6 +50,8 @@ class _Call:
     kind: _Kind = "chat"
     request_model: str | None = None
     headers: dict[str, str] | None = None
+    failing_model: str | None = None
+    """A model the embedded server answers 503 for, during this call."""
 
 
 _CALLS = [
@@ -59,6 +61,7 @@ _CALLS = [
     _Call("resume_tailor", headers={"X-LLM-Model": "gpt41-mini"}),
     _Call("resume_tailor", request_model="gpt4o-2"),
     _Call("search_index", "embeddings"),
+    _Call("resume_format", failing_model="gpt-4.1"),  # gpt41 fails twice: LLM_FALLBACKS moves to gpt41-mini
 ]
 
 
@@ -68,6 +71,8 @@ class _Row:
     alias: str
     source: str
     kind: _Kind
+    attempts: int
+    outcome: str
     latency_ms: float
     input_tokens: int
     output_tokens: int
@@ -99,25 +104,45 @@ def demo_environment(server: MockLLMServer) -> dict[str, str]:
         "LLM_MODEL_KEYWORDS": "gpt41-mini",
         "LLM_MODEL_GAP_ANALYSIS": "gpt4o-2",
         "LLM_MODEL_SEARCH_INDEX": "embed-small",
+        "LLM_FALLBACKS": json.dumps({"gpt41": ["gpt41-mini"]}),
+        "LLM_RETRY_MAX_WAIT_S": "0.2",
         "ENABLE_LLM_MODEL_OVERRIDE": "true",
         "ENABLE_LLM_MODEL_HEADER": "true",
         _KEY_VARIABLE: "demo-key-not-secret",
     }
 
 
-def run_demo(print_: Print = print) -> list[_Row]:
-    """Run the demo calls and print the configuration, the telemetry and a table of the calls."""
-    calls = _install_telemetry(print_)
+def run_demo(print_: Print = print, forever: bool = False) -> list[_Row]:
+    """Run the demo calls and print the configuration, the telemetry and a table of the calls.
+
+    ``forever`` repeats the calls (one round a second, until Ctrl-C) to feed a
+    monitoring stack; it prints a line a round instead of the span trees.
+    """
+    calls = _install_telemetry(print_ if not forever else _quiet)
     with MockLLMServer() as server, _environment(demo_environment(server)) as environment:
         settings = LLMSettings()  # read from the environment, as in a service
         _print_configuration(server, environment, print_)
-        rows = [_run(call, settings, calls) for call in _CALLS]
+        rows = [_run(call, settings, server, calls) for call in _CALLS]
+        rounds = 1
+        try:
+            while forever:
+                time.sleep(1)
+                rows = [_run(call, settings, server, calls) for call in _CALLS]
+                rounds += 1
+                cost = sum(row.cost_usd or 0 for row in rows)
+                print_(f"round {rounds}: {len(rows)} calls, {sum(r.attempts for r in rows)} attempts, ${cost:.6f}")
+        except KeyboardInterrupt:
+            pass
     print_("")
     _print_table(rows, print_)
     print_("")
     print_("The first call to each server includes building its openai client and connection.")
     _shutdown_telemetry()
     return rows
+
+
+def _quiet(line: str) -> None:
+    pass
 
 
 def _install_telemetry(print_: Print) -> InMemorySpanExporter:
@@ -175,8 +200,10 @@ def _print_configuration(server: MockLLMServer, environment: dict[str, str], pri
     print_("Spans, one tree per call:")
 
 
-def _run(call: _Call, settings: LLMSettings, calls: InMemorySpanExporter) -> _Row:
+def _run(call: _Call, settings: LLMSettings, server: MockLLMServer, calls: InMemorySpanExporter) -> _Row:
     client = get_llm_client_smart(call.api, call.request_model, call.headers, settings)
+    if call.failing_model:
+        server.add_faults(call.failing_model, *[Fault.status(503)] * settings.retry_attempts)
     calls.clear()
     start = time.perf_counter()
     if call.kind == "embeddings":
@@ -195,6 +222,8 @@ def _run(call: _Call, settings: LLMSettings, calls: InMemorySpanExporter) -> _Ro
         str(attributes.get("otel_llm.model.alias")),
         str(attributes.get("otel_llm.selection.source")),
         call.kind,
+        int(attributes.get("otel_llm.attempts", 0)),  # type: ignore[arg-type]
+        "fallback" if attributes.get("otel_llm.fallback.used") else "ok",
         latency_ms,
         int(attributes.get("gen_ai.usage.input_tokens", 0)),  # type: ignore[arg-type]
         int(attributes.get("gen_ai.usage.output_tokens", 0)),  # type: ignore[arg-type]
@@ -207,13 +236,15 @@ def _usd(cost: float | None) -> str:
 
 
 def _print_table(rows: list[_Row], print_: Print) -> None:
-    header = ("API", "alias", "source", "call", "latency ms", "tokens in", "tokens out", "cost")
+    header = ("API", "alias", "source", "call", "outcome", "attempts", "latency ms", "tokens in", "tokens out", "cost")
     body = [
         (
             r.api,
             r.alias,
             r.source,
             r.kind,
+            r.outcome,
+            str(r.attempts),
             f"{r.latency_ms:.1f}",
             str(r.input_tokens),
             str(r.output_tokens),
@@ -221,7 +252,7 @@ def _print_table(rows: list[_Row], print_: Print) -> None:
         )
         for r in rows
     ]
-    _print_cells(header, body, print_, text_columns=4)
+    _print_cells(header, body, print_, text_columns=5)
     for title, key in (("API", "api"), ("model", "alias")):
         totals: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0])
         for row in rows:

@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     server.set_defaults(run=_mock_server)
 
     demo = commands.add_parser("demo", help="run calls for several APIs against the embedded server")
+    demo.add_argument("--forever", action="store_true", help="repeat the calls every second until Ctrl-C")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -128,7 +129,7 @@ def _mock_server(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    run_demo()
+    run_demo(forever=args.forever)
     return 0
 
 
