@@ -525,3 +525,19 @@ def test_llm_server_fixture_is_started(llm_server: MockLLMServer) -> None:
         httpx2.post(f"{llm_server.base_url}/embeddings", headers=AUTH, json={"model": "e", "input": "x"}).status_code
         == 200
     )
+
+
+def test_fault_rate_faults_about_that_share_of_requests(llm_server: MockLLMServer, client: openai.OpenAI) -> None:
+    llm_server.set_fault_rate("flaky", 0.3, [Fault.status(503), Fault.status(429)], seed=7)
+    failed = 0
+    for _ in range(200):
+        try:
+            client.chat.completions.create(model="flaky", messages=[{"role": "user", "content": "hi"}])
+        except (openai.InternalServerError, openai.RateLimitError):
+            failed += 1
+    assert 40 <= failed <= 80  # 30 % of 200, give or take
+    client.chat.completions.create(
+        model="steady", messages=[{"role": "user", "content": "hi"}]
+    )  # other models untouched
+    with pytest.raises(ValueError, match="rate must be between 0 and 1"):
+        llm_server.set_fault_rate("flaky", 1.5, [Fault.drop()])

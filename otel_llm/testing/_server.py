@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import logging
 import re
 import selectors
@@ -17,7 +18,7 @@ import socketserver
 import sys
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -108,6 +109,7 @@ class MockLLMServer:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._faults: dict[str, deque[Fault]] = {}
+        self._fault_rates: dict[str, tuple[float, tuple[Fault, ...], random.Random]] = {}
         self._seen_prompts: set[str] = set()
         self._connections_opened = 0
         self._connection_ids = itertools.count(1)
@@ -231,11 +233,25 @@ class MockLLMServer:
         with self._lock:
             self._faults.setdefault(model, deque()).extend(faults)
 
+    def set_fault_rate(self, model: str, rate: float, faults: Sequence[Fault], *, seed: int | None = None) -> None:
+        """Fault a share ``rate`` (0-1) of the requests for ``model`` at random, with one of ``faults`` each.
+
+        For soak tests; queued faults (:meth:`add_faults`) are applied first.
+        A ``seed`` makes the sequence repeatable.
+        """
+        if not 0 <= rate <= 1:
+            raise ValueError(f"rate must be between 0 and 1, got {rate!r}")
+        if not faults or not all(isinstance(fault, Fault) for fault in faults):
+            raise TypeError("faults must be a non-empty sequence of Fault")
+        with self._lock:
+            self._fault_rates[model] = (rate, tuple(faults), random.Random(seed))
+
     def reset(self) -> None:
         """Forget recorded requests, queued faults, the connection count and cached prompts."""
         with self._lock:
             self._requests.clear()
             self._faults.clear()
+            self._fault_rates.clear()
             self._seen_prompts.clear()
             self._connections_opened = 0
 
@@ -263,7 +279,13 @@ class MockLLMServer:
             return None
         with self._lock:
             queue = self._faults.get(model)
-            return queue.popleft() if queue else None
+            if queue:
+                return queue.popleft()
+            policy = self._fault_rates.get(model)
+            if policy is None:
+                return None
+            rate, faults, chance = policy
+            return chance.choice(faults) if chance.random() < rate else None
 
     def _prompt_seen(self, messages: list[Any]) -> bool:
         """Whether these exact messages were answered before; remembers them."""
