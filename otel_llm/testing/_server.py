@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 import logging
+import random
 import re
 import selectors
 import socket
