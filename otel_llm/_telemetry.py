@@ -11,9 +11,9 @@ and nothing is logged per call.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from timeit import default_timer
 from typing import Any
 
@@ -86,59 +86,26 @@ def error_type(error: BaseException) -> str:
     return name
 
 
-class _Shapes:
-    """Attribute sets that depend only on configuration, built once per combination."""
+# Attribute sets that depend only on configuration are built once per
+# combination (bounded, should API names ever come from user input).
+_SHAPES = 4096
 
-    _MAX = 4096  # a guard, should api names ever come from user input
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: dict[tuple[str, str, str], tuple[str, Attributes]] = {}
-        self._attempts: dict[tuple[str, str, str, Endpoint, str, int | None], _AttemptShape] = {}
-        self._outcomes: dict[tuple[str, str, str, str], Attributes] = {}
+@lru_cache(maxsize=_SHAPES)
+def _call_shape(operation: str, api_name: str, source: str) -> tuple[str, Attributes]:
+    """The call span's name and start attributes."""
+    attributes: Attributes = {
+        gen_ai.GEN_AI_OPERATION_NAME: operation,
+        names.API_NAME: api_name,
+        names.SELECTION_SOURCE: source,
+    }
+    return f"{operation} {api_name}", attributes
 
-    def call(self, operation: str, selection: Selection) -> tuple[str, Attributes]:
-        key = (operation, selection.api_name, selection.source)
-        shape = self._calls.get(key)
-        if shape is None:
-            shape = (
-                f"{operation} {selection.api_name}",
-                {
-                    gen_ai.GEN_AI_OPERATION_NAME: operation,
-                    names.API_NAME: selection.api_name,
-                    names.SELECTION_SOURCE: selection.source,
-                },
-            )
-            self._store(self._calls, key, shape)
-        return shape
 
-    def attempt(
-        self, operation: str, api_name: str, alias: str, endpoint: Endpoint, host: str, port: int | None
-    ) -> _AttemptShape:
-        key = (operation, api_name, alias, endpoint, host, port)
-        shape = self._attempts.get(key)
-        if shape is None:
-            shape = _AttemptShape(operation, api_name, alias, endpoint, host, port)
-            self._store(self._attempts, key, shape)
-        return shape
-
-    def outcome(self, api_name: str, alias: str, source: str, outcome: str) -> Attributes:
-        key = (api_name, alias, source, outcome)
-        attributes = self._outcomes.get(key)
-        if attributes is None:
-            attributes = {
-                names.API_NAME: api_name,
-                names.MODEL_ALIAS: alias,
-                names.SELECTION_SOURCE: source,
-                names.OUTCOME: outcome,
-            }
-            self._store(self._outcomes, key, attributes)
-        return attributes
-
-    def _store(self, cache: dict[Any, Any], key: Any, value: Any) -> None:
-        with self._lock:
-            if len(cache) < self._MAX:
-                cache[key] = value
+@lru_cache(maxsize=_SHAPES)
+def _outcome_attributes(api_name: str, alias: str, source: str, outcome: str) -> Attributes:
+    """The attributes of ``otel_llm.call.duration``."""
+    return {names.API_NAME: api_name, names.MODEL_ALIAS: alias, names.SELECTION_SOURCE: source, names.OUTCOME: outcome}
 
 
 class _AttemptShape:
@@ -170,7 +137,7 @@ class _AttemptShape:
         }
 
 
-_shapes = _Shapes()
+_attempt_shape = lru_cache(maxsize=_SHAPES)(_AttemptShape)
 
 
 class CallTelemetry:
@@ -195,7 +162,7 @@ class CallTelemetry:
         self.input_tokens: int | None = None  # totals over the attempts that reported usage
         self.output_tokens: int | None = None
         self.cost: float | None = None
-        name, attributes = _shapes.call(operation, selection)
+        name, attributes = _call_shape(operation, selection.api_name, selection.source)
         self._start = default_timer()
         self.span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
         self.context = trace.set_span_in_context(self.span)
@@ -248,7 +215,7 @@ class CallTelemetry:
         span.end()
         instruments.call_duration.record(
             duration,
-            _shapes.outcome(self.selection.api_name, alias, self.selection.source, outcome),
+            _outcome_attributes(self.selection.api_name, alias, self.selection.source, outcome),
             self.context,  # exemplars point at the call's trace
         )
 
@@ -282,7 +249,7 @@ class AttemptTelemetry:
         self.kwargs = kwargs
         self.cost_of = cost_of
         self.capture = capture
-        self.shape = shape = _shapes.attempt(call.operation, call.selection.api_name, alias, endpoint, *server)
+        self.shape = shape = _attempt_shape(call.operation, call.selection.api_name, alias, endpoint, *server)
         self._start = default_timer()
         self.span = tracer.start_span(shape.span_name, call.context, SpanKind.CLIENT, shape.span)
         self.context = trace.set_span_in_context(self.span)
