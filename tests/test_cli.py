@@ -9,23 +9,16 @@ import sys
 
 import openai
 import pytest
+from helpers import AZURE_ENTRY
 
 from otel_llm.cli import main
 
-AZURE = {
-    "provider": "azure",
-    "model": "gpt-4o",
-    "deployment": "gpt-4o-2",
-    "endpoint": "https://example.openai.azure.com",
-    "api_version": "2024-10-21",
-    "api_key_env": "AZURE_OPENAI_API_KEY",
-}
 SECRET = "sk-az-never-printed-42"
 
 
 @pytest.fixture
 def configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLM_MODELS", json.dumps({"gpt4o-2": AZURE}))
+    monkeypatch.setenv("LLM_MODELS", json.dumps({"gpt4o-2": AZURE_ENTRY}))
     monkeypatch.setenv("LLM_MODEL_DEFAULT", "gpt-4.1-mini")
     monkeypatch.setenv("LLM_MODEL_GAP_ANALYSIS", "gpt4o-2")
     monkeypatch.setenv("LLM_FALLBACKS", json.dumps({"gpt4o-2": ["gpt-4.1-mini"]}))

@@ -10,6 +10,7 @@ from typing import Any
 
 import openai
 import pytest
+from helpers import metric_points
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -60,16 +61,11 @@ def attempt_spans(spans: InMemorySpanExporter) -> list[ReadableSpan]:
 
 
 def counter(reader: InMemoryMetricReader, name: str, api: str) -> dict[tuple[tuple[str, Any], ...], float]:
+    """Value (or count) per attribute set of metric ``name``, the API name left out."""
     values = {}
-    data = reader.get_metrics_data()
-    for resource_metrics in data.resource_metrics if data else []:
-        for scope in resource_metrics.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == name:
-                    for point in metric.data.data_points:
-                        attributes = dict(point.attributes)
-                        if attributes.pop("otel_llm.api.name", api) == api:
-                            values[tuple(sorted(attributes.items()))] = getattr(point, "value", None) or point.count
+    for attributes, point, _ in metric_points(reader, name, api):
+        attributes.pop("otel_llm.api.name", None)
+        values[tuple(sorted(attributes.items()))] = getattr(point, "value", None) or point.count
     return values
 
 

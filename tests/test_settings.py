@@ -6,17 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import AZURE_ENTRY
 
 from otel_llm import AzureEndpoint, ConfigError, LLMSettings, OpenAIEndpoint, Price, get_settings, reload_settings
 
-AZURE = {
-    "provider": "azure",
-    "model": "gpt-4o",
-    "deployment": "gpt-4o-2",
-    "endpoint": "https://example.openai.azure.com",
-    "api_version": "2024-10-21",
-    "api_key_env": "AZURE_OPENAI_API_KEY",
-}
 OPENAI = {
     "provider": "openai",
     "model": "gpt-4.1-mini",
@@ -44,7 +37,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM_MODEL_GAP_ANALYSIS", "gpt4o-2")
     monkeypatch.setenv("ENABLE_LLM_MODEL_OVERRIDE", "true")
     monkeypatch.setenv("ENABLE_LLM_MODEL_HEADER", "1")
-    monkeypatch.setenv("LLM_MODELS", json.dumps({"gpt4o-2": AZURE, "gpt41-mini": OPENAI}))
+    monkeypatch.setenv("LLM_MODELS", json.dumps({"gpt4o-2": AZURE_ENTRY, "gpt41-mini": OPENAI}))
     monkeypatch.setenv("LLM_FALLBACKS", json.dumps({"gpt4o-2": ["gpt41-mini"]}))
     monkeypatch.setenv("LLM_PRICES", json.dumps({"gpt-4o": {"input": 2.5, "output": 10, "cached_input": 1.25}}))
     monkeypatch.setenv("LLM_RETRY_ATTEMPTS", "3")
@@ -164,10 +157,10 @@ def test_per_api_variable_from_the_environment_wins_over_the_file(
         ("LLM_MODELS", '{"a": {"provider": "bedrock", "model": "m"}}', "LLM_MODELS['a']: unknown provider"),
         ("LLM_MODELS", '{"a": {"model": "m"}}', "LLM_MODELS['a']: missing field 'provider'"),
         ("LLM_MODELS", '{"a": {"provider": "openai"}}', "LLM_MODELS['a']['model']: Field required"),
-        ("LLM_MODELS", json.dumps({"a": {**AZURE, "deployment": None}}), "LLM_MODELS['a']['deployment']"),
+        ("LLM_MODELS", json.dumps({"a": {**AZURE_ENTRY, "deployment": None}}), "LLM_MODELS['a']['deployment']"),
         (
             "LLM_MODELS",
-            json.dumps({"a": {k: v for k, v in AZURE.items() if k != "endpoint"}}),
+            json.dumps({"a": {k: v for k, v in AZURE_ENTRY.items() if k != "endpoint"}}),
             "LLM_MODELS['a']['endpoint']: Field required",
         ),
         ("LLM_MODELS", json.dumps({"a": {**OPENAI, "base_url": "not a url"}}), "LLM_MODELS['a']['base_url']"),

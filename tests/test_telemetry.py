@@ -10,6 +10,7 @@ from typing import Any
 
 import openai
 import pytest
+from helpers import metric_points
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -73,20 +74,6 @@ def tree(spans: InMemorySpanExporter) -> tuple[ReadableSpan, ReadableSpan, list[
     ]
     children = [s for s in finished if s.parent and s.parent.span_id == attempt.context.span_id]
     return call, attempt, children
-
-
-def points(reader: InMemoryMetricReader, name: str, api: str) -> list[tuple[dict[str, Any], Any, str]]:
-    """(attributes, data point, unit) of metric ``name`` for ``api``."""
-    found = []
-    data = reader.get_metrics_data()
-    for resource_metrics in data.resource_metrics if data else []:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if metric.name == name:
-                    for point in metric.data.data_points:
-                        if point.attributes.get("otel_llm.api.name") == api:
-                            found.append((dict(point.attributes), point, metric.unit))
-    return found
 
 
 def cost(prompt: int, completion: int, cached: int = 0) -> float:
@@ -193,12 +180,12 @@ def test_metrics_names_units_attributes_and_buckets(
         "otel_llm.model.alias": "mini",
     }
 
-    [(attributes, duration, unit)] = points(metric_reader, "gen_ai.client.operation.duration", api)
+    [(attributes, duration, unit)] = metric_points(metric_reader, "gen_ai.client.operation.duration", api)
     assert (attributes, unit, duration.count) == (base, "s", 2)
     assert isinstance(duration, HistogramDataPoint) and tuple(duration.explicit_bounds) == DURATION_BUCKETS
     assert DURATION_BUCKETS[0] == 0.01 and DURATION_BUCKETS[-1] == 81.92
 
-    tokens = {p[0]["gen_ai.token.type"]: p for p in points(metric_reader, "gen_ai.client.token.usage", api)}
+    tokens = {p[0]["gen_ai.token.type"]: p for p in metric_points(metric_reader, "gen_ai.client.token.usage", api)}
     assert tokens["input"][0] == {**base, "gen_ai.token.type": "input"}
     assert (tokens["input"][1].sum, tokens["input"][1].count, tokens["input"][2]) == (
         2 * usage.prompt_tokens,
@@ -209,7 +196,7 @@ def test_metrics_names_units_attributes_and_buckets(
     assert tuple(tokens["input"][1].explicit_bounds) == TOKEN_BUCKETS
     assert TOKEN_BUCKETS[-1] == 67108864
 
-    [(attributes, calls, unit)] = points(metric_reader, "otel_llm.call.duration", api)
+    [(attributes, calls, unit)] = metric_points(metric_reader, "otel_llm.call.duration", api)
     assert attributes == {
         "otel_llm.api.name": api,
         "otel_llm.model.alias": "mini",
@@ -218,7 +205,7 @@ def test_metrics_names_units_attributes_and_buckets(
     }
     assert (calls.count, unit) == (2, "s")
 
-    [(attributes, total, unit)] = points(metric_reader, "otel_llm.cost.usd", api)
+    [(attributes, total, unit)] = metric_points(metric_reader, "otel_llm.cost.usd", api)
     assert attributes == {
         "otel_llm.api.name": api,
         "otel_llm.model.alias": "mini",
@@ -245,9 +232,9 @@ def test_failed_call_sets_error_type_and_status(
         assert span.status.status_code is StatusCode.ERROR
         assert span.attributes["error.type"] == "429"
     assert "gen_ai.usage.input_tokens" not in attempt.attributes and "otel_llm.cost.usd" not in call.attributes
-    [(attributes, _, _)] = points(metric_reader, "gen_ai.client.operation.duration", api)
+    [(attributes, _, _)] = metric_points(metric_reader, "gen_ai.client.operation.duration", api)
     assert attributes["error.type"] == "429"
-    [(attributes, _, _)] = points(metric_reader, "otel_llm.call.duration", api)
+    [(attributes, _, _)] = metric_points(metric_reader, "otel_llm.call.duration", api)
     assert attributes["otel_llm.outcome"] == "error"
 
 
@@ -304,7 +291,7 @@ def test_stream_usage_is_exact_and_the_extra_chunk_hidden(
     assert call.attributes["otel_llm.cost.usd"] == pytest.approx(
         cost(whole.usage.prompt_tokens, whole.usage.completion_tokens)
     )
-    [(_, first_chunk, unit)] = points(metric_reader, "gen_ai.client.operation.time_to_first_chunk", api)
+    [(_, first_chunk, unit)] = metric_points(metric_reader, "gen_ai.client.operation.time_to_first_chunk", api)
     assert (first_chunk.count, unit) == (1, "s")
 
 
