@@ -1,0 +1,184 @@
+"""Traffic for the live monitoring test: every kind of call the dashboards chart.
+
+:func:`run_wave` drives the SDK against the embedded server once through
+everything the Grafana dashboards show: the four APIs of the seed
+(``keywords``, ``gap_analysis``, ``resume_format``, ``resume_tailor``) plus an
+embeddings API, every selection source (request, header, env, default), chat,
+streams (time to first chunk), embeddings, a call that fails (a scripted 429
+on a model with no fallback), a call whose primary is faulted with a 503 and
+that falls back through ``LLM_FALLBACKS``, and a burst of such failures on one
+primary, enough to open a per-model circuit breaker.
+
+Run as a script, this module is the subprocess of ``test_monitoring_live.py``:
+it installs its own global ``MeterProvider`` with the real
+``opentelemetry-exporter-prometheus`` reader (the test process already has
+one, and a global provider is set once per process), serves ``/metrics`` on
+a free loopback port, prints ``port <n>``, then reads commands from stdin:
+``wave`` runs :func:`run_wave` and prints ``done``; ``stop`` or end of input
+exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import openai
+
+from otel_llm import LLMSettings, get_llm_client_smart
+from otel_llm.testing import Fault, MockLLMServer
+
+KEY_VARIABLE = "OTEL_LLM_MONITORING_TEST_KEY"
+"""The variable every alias reads its (placeholder) key from."""
+
+APIS = ("keywords", "gap_analysis", "resume_format", "resume_tailor", "search_index")
+"""Every API :func:`run_wave` calls."""
+
+SOURCES = ("request", "header", "env", "default")
+"""Every selection source :func:`run_wave` goes through."""
+
+FALLBACK_PRIMARY = "gpt4o-mini"
+"""Alias whose model is faulted with a 503 once per wave; it falls back to ``gpt41-mini``."""
+
+BREAKER_PRIMARY = "o4-mini"
+"""Alias whose model fails ``BREAKER_FAILURES`` times in a row per wave; it falls back to ``gpt41-mini``."""
+
+BREAKER_FAILURES = 3
+"""Retryable failures in a row that open a breaker here (``LLM_BREAKER_FAILURES``)."""
+
+BREAKER_COOLDOWN_S = 0.25
+"""How long an open breaker skips its alias here (``LLM_BREAKER_COOLDOWN_S``)."""
+
+FAILING_ALIAS = "gpt41"
+"""Alias faulted with a 429 once per wave; with no fallback, that call fails."""
+
+_MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description: Python, OpenTelemetry."}]
+
+
+def traffic_settings(server: MockLLMServer) -> LLMSettings:
+    """Aliases and selection rules pointing at ``server``, as a service would configure them."""
+
+    def openai_model(model: str) -> dict[str, str]:
+        return {"provider": "openai", "model": model, "base_url": server.base_url, "api_key_env": KEY_VARIABLE}
+
+    return LLMSettings(
+        models={
+            "gpt41": openai_model("gpt-4.1"),
+            "gpt41-mini": openai_model("gpt-4.1-mini"),
+            "gpt4o-2": {
+                "provider": "azure",
+                "model": "gpt-4o",
+                "deployment": "gpt-4o-2",
+                "endpoint": server.azure_endpoint,
+                "api_version": "2024-10-21",
+                "api_key_env": KEY_VARIABLE,
+            },
+            FALLBACK_PRIMARY: openai_model("gpt-4o-mini"),
+            BREAKER_PRIMARY: openai_model("o4-mini"),
+            "embed-small": openai_model("text-embedding-3-small"),
+        },
+        model_default="gpt41",
+        api_models={
+            "LLM_MODEL_KEYWORDS": "gpt41-mini",
+            "LLM_MODEL_GAP_ANALYSIS": "gpt4o-2",
+            "LLM_MODEL_SEARCH_INDEX": "embed-small",
+        },
+        fallbacks={FALLBACK_PRIMARY: ["gpt41-mini"], BREAKER_PRIMARY: ["gpt41-mini"]},
+        enable_llm_model_override=True,
+        enable_llm_model_header=True,
+        # One attempt per model: a faulted primary falls back at once (no backoff
+        # sleeps), and the 429 call fails instead of succeeding on a retry.
+        retry_attempts=1,
+        call_timeout_s=30,
+        # A low threshold and a short cool-down: each wave opens, probes and closes the breaker.
+        breaker_failures=BREAKER_FAILURES,
+        breaker_cooldown_s=BREAKER_COOLDOWN_S,
+    )
+
+
+def _chat(api: str, settings: LLMSettings, request_model: str | None = None, header: str | None = None) -> None:
+    headers = {"X-LLM-Model": header} if header else None
+    get_llm_client_smart(api, request_model, headers, settings).chat.completions.create(messages=_MESSAGES)
+
+
+def _stream(api: str, settings: LLMSettings) -> None:
+    stream = get_llm_client_smart(api, settings=settings).chat.completions.create(messages=_MESSAGES, stream=True)
+    for _ in stream:
+        pass
+
+
+def _chat_failing(api: str, settings: LLMSettings, error: type[Exception], request_model: str) -> None:
+    """A call that must reach the caller as the provider's ``error``."""
+    try:
+        _chat(api, settings, request_model)
+    except error:
+        return
+    raise AssertionError(f"{api} on {request_model}: expected {error.__name__}")
+
+
+def run_wave(server: MockLLMServer, settings: LLMSettings) -> None:
+    """One round of every kind of call the dashboards chart (sequential, so faults land where meant)."""
+    # env: LLM_MODEL_KEYWORDS, a chat and a stream on the mini model
+    _chat("keywords", settings)
+    _chat("keywords", settings)
+    _stream("keywords", settings)
+    # env: LLM_MODEL_GAP_ANALYSIS, an Azure deployment, chat and stream
+    _chat("gap_analysis", settings)
+    _stream("gap_analysis", settings)
+    # default: nothing set for resume_format
+    _chat("resume_format", settings)
+    # header and request overrides
+    _chat("resume_tailor", settings, header="gpt41-mini")
+    _chat("resume_tailor", settings, request_model="gpt4o-2")
+    # embeddings (input tokens only)
+    get_llm_client_smart("search_index", settings=settings).embeddings.create(input=["python", "opentelemetry"])
+
+    # A failure: throttled, on a model with no fallback (error.type "429", outcome "error").
+    server.add_faults(settings.endpoints[FAILING_ALIAS].request_model, Fault.status(429))
+    _chat_failing("resume_tailor", settings, openai.RateLimitError, request_model=FAILING_ALIAS)
+
+    # A fallback: the primary answers 503, LLM_FALLBACKS moves the call to gpt41-mini
+    # (outcome "fallback", one otel_llm.fallbacks step gpt4o-mini -> gpt41-mini).
+    server.add_faults(settings.endpoints[FALLBACK_PRIMARY].request_model, Fault.status(503))
+    _chat("keywords", settings, request_model=FALLBACK_PRIMARY)
+
+    # A primary failing again and again, each call saved by its fallback: its
+    # circuit breaker opens (open). After the cool-down the next call probes it
+    # (half_open), the model answers, the breaker closes (closed). Every
+    # transition, every wave, so each breaker series increases between scrapes.
+    server.add_faults(settings.endpoints[BREAKER_PRIMARY].request_model, *[Fault.status(503)] * BREAKER_FAILURES)
+    for _ in range(BREAKER_FAILURES):
+        _chat("resume_format", settings, header=BREAKER_PRIMARY)
+    time.sleep(BREAKER_COOLDOWN_S * 1.2)
+    _chat("resume_format", settings, header=BREAKER_PRIMARY)  # the probe: no fault left, the model answers
+
+
+def main() -> None:
+    """Serve this process's metrics to Prometheus and run waves on command (see the module doc)."""
+    from opentelemetry import metrics
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import start_http_server
+
+    os.environ.setdefault(KEY_VARIABLE, "monitoring-test-key-not-secret")
+    metrics.set_meter_provider(MeterProvider(metric_readers=[PrometheusMetricReader()]))
+    httpd, _ = start_http_server(0, addr="127.0.0.1")
+    try:
+        with MockLLMServer() as server:
+            settings = traffic_settings(server)
+            print(f"port {httpd.server_port}", flush=True)
+            for line in sys.stdin:
+                command = line.strip()
+                if command == "wave":
+                    run_wave(server, settings)
+                    print("done", flush=True)
+                elif command == "stop":
+                    break
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,658 @@
+"""The monitoring bundle holds together: collector config, compose stack, Grafana provisioning, dashboards.
+
+Fast checks of the files themselves (no container is started); the live test
+(test_monitoring_live.py) proves each dashboard query against a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COLLECTOR = ROOT / "collector"
+DASHBOARDS = ROOT / "dashboards"
+
+
+def load_yaml(path: Path) -> Any:
+    with path.open() as file:
+        return yaml.safe_load(file)
+
+
+# ---------------------------------------------------------------------------- collector
+
+
+@pytest.fixture(scope="module")
+def collector() -> dict[str, Any]:
+    config = load_yaml(COLLECTOR / "otel-collector.yaml")
+    assert isinstance(config, dict)
+    return config
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    config = load_yaml(COLLECTOR / "compose.yaml")
+    assert isinstance(config, dict)
+    return config
+
+
+def kind(component_id: str) -> str:
+    """``otlp_grpc/jaeger`` -> ``otlp_grpc``."""
+    return component_id.split("/", 1)[0]
+
+
+# Component types that the pinned collector (0.144.0) no longer has, or keeps
+# only as deprecated aliases: a config using them breaks on the next upgrade.
+DEPRECATED = {
+    "exporters": {
+        "logging": "removed: use debug",
+        "jaeger": "removed: Jaeger takes OTLP (otlp_grpc)",
+        "jaeger_thrift": "removed: Jaeger takes OTLP (otlp_grpc)",
+        "otlp": "deprecated alias of otlp_grpc since 0.144.0",
+        "otlphttp": "deprecated alias of otlp_http since 0.144.0",
+    },
+    "processors": {
+        "spanmetrics": "removed: the spanmetrics connector replaces it",
+        "servicegraph": "removed: the servicegraph connector replaces it",
+    },
+    "receivers": {},
+    "connectors": {},
+    "extensions": {},
+}
+
+
+def pipelines(collector: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    found = collector["service"]["pipelines"]
+    assert found, "no pipelines"
+    return found  # type: ignore[no-any-return]
+
+
+def test_collector_config_sections(collector: dict[str, Any]) -> None:
+    assert set(collector) <= {"receivers", "processors", "exporters", "connectors", "extensions", "service"}
+    assert set(collector["service"]) <= {"pipelines", "extensions", "telemetry"}
+    for extension in collector["service"].get("extensions", []):
+        assert extension in collector.get("extensions", {}), f"service extension {extension} is not defined"
+
+
+def test_every_pipeline_references_defined_components(collector: dict[str, Any]) -> None:
+    connectors = collector.get("connectors", {})
+    for name, pipeline in pipelines(collector).items():
+        assert kind(name) in {"traces", "metrics", "logs"}, name
+        assert pipeline.get("receivers") and pipeline.get("exporters"), f"pipeline {name} needs receivers and exporters"
+        assert set(pipeline) <= {"receivers", "processors", "exporters"}, name
+        for receiver in pipeline["receivers"]:
+            assert receiver in collector.get("receivers", {}) or receiver in connectors, f"{name}: {receiver} undefined"
+        for processor in pipeline.get("processors", []):
+            assert processor in collector.get("processors", {}), f"{name}: processor {processor} undefined"
+        for exporter in pipeline["exporters"]:
+            assert exporter in collector.get("exporters", {}) or exporter in connectors, f"{name}: {exporter} undefined"
+
+
+def test_every_defined_component_is_used(collector: dict[str, Any]) -> None:
+    used = {
+        section: {component for pipeline in pipelines(collector).values() for component in pipeline.get(section, [])}
+        for section in ("receivers", "processors", "exporters")
+    }
+    for section in ("receivers", "processors", "exporters"):
+        assert set(collector.get(section, {})) <= used[section], f"unused {section}"
+    assert set(collector.get("connectors", {})) <= used["receivers"] | used["exporters"], "unused connectors"
+
+
+def test_connectors_join_two_pipelines(collector: dict[str, Any]) -> None:
+    connectors = collector.get("connectors", {})
+    assert "spanmetrics" in {kind(connector) for connector in connectors}
+    for connector in connectors:
+        exporting = {name for name, p in pipelines(collector).items() if connector in p["exporters"]}
+        receiving = {name for name, p in pipelines(collector).items() if connector in p["receivers"]}
+        assert exporting and receiving, f"connector {connector} must export from one pipeline and receive in another"
+        assert exporting.isdisjoint(receiving), f"connector {connector} feeds the pipeline it comes from"
+    spanmetrics = next(c for c in connectors if kind(c) == "spanmetrics")
+    assert all(kind(name) == "traces" for name, p in pipelines(collector).items() if spanmetrics in p["exporters"])
+    assert all(kind(name) == "metrics" for name, p in pipelines(collector).items() if spanmetrics in p["receivers"])
+
+
+def test_no_deprecated_components(collector: dict[str, Any]) -> None:
+    for section, deprecated in DEPRECATED.items():
+        for component in collector.get(section, {}):
+            assert kind(component) not in deprecated, f"{section}.{component}: {deprecated.get(kind(component))}"
+
+
+def test_otlp_receiver_listens_on_all_interfaces(collector: dict[str, Any]) -> None:
+    [otlp] = [config for name, config in collector["receivers"].items() if kind(name) == "otlp"]
+    assert otlp["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert otlp["protocols"]["http"]["endpoint"] == "0.0.0.0:4318"
+    receiving = {name for name, p in pipelines(collector).items() if "otlp" in p["receivers"]}
+    assert {kind(name) for name in receiving} >= {"traces", "metrics"}
+
+
+def test_memory_limiter_first_and_batch_last(collector: dict[str, Any]) -> None:
+    for name, pipeline in pipelines(collector).items():
+        processors = [kind(p) for p in pipeline.get("processors", [])]
+        assert processors[:1] == ["memory_limiter"], f"{name}: memory_limiter must come first, got {processors}"
+        assert processors[-1:] == ["batch"], f"{name}: batch must come last, got {processors}"
+
+
+def test_traces_go_to_jaeger_and_tempo_over_otlp(collector: dict[str, Any], compose: dict[str, Any]) -> None:
+    traces = [p for name, p in pipelines(collector).items() if kind(name) == "traces"]
+    exporters = {e for p in traces for e in p["exporters"] if e in collector["exporters"]}
+    hosts = {}
+    for exporter in exporters:
+        assert kind(exporter) == "otlp_grpc", f"traces go out over OTLP/gRPC, not {exporter}"
+        host, port = collector["exporters"][exporter]["endpoint"].rsplit(":", 1)
+        hosts[host] = port
+    assert hosts == {"jaeger": "4317", "tempo": "4317"}
+    assert set(hosts) <= set(compose["services"]), "trace backends must be services of the compose stack"
+
+
+def test_message_content_is_dropped_from_traces(collector: dict[str, Any]) -> None:
+    """Prompts and completions never reach the trace backends, whatever a service records."""
+    for name, pipeline in pipelines(collector).items():
+        if kind(name) != "traces":
+            continue
+        deleted: dict[str, set[str]] = {}
+        for processor in pipeline.get("processors", []):
+            config = collector["processors"][processor] or {}
+            if kind(processor) == "transform":
+                for group in config.get("trace_statements", []):
+                    for statement in group["statements"]:
+                        match = re.fullmatch(r'delete_key\(attributes, "([^"]+)"\)', statement)
+                        if match:
+                            deleted.setdefault(group["context"], set()).add(match.group(1))
+            elif kind(processor) == "attributes":
+                for action in config.get("actions", []):
+                    if action["action"] == "delete":
+                        deleted.setdefault("span", set()).add(action["key"])
+        content = {"gen_ai.input.messages", "gen_ai.output.messages"}
+        assert content <= deleted.get("span", set()), f"{name}: span attributes keep message content"
+        assert content <= deleted.get("spanevent", set()), f"{name}: span event attributes keep message content"
+
+
+def test_spanmetrics_dimensions(collector: dict[str, Any]) -> None:
+    [config] = [c for name, c in collector["connectors"].items() if kind(name) == "spanmetrics"]
+    dimensions = {d["name"] for d in config["dimensions"]}
+    assert dimensions >= {
+        "otel_llm.api.name",
+        "otel_llm.model.alias",
+        "otel_llm.selection.source",
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "error.type",
+    }
+    assert config["exemplars"]["enabled"] is True
+    assert config["histogram"]["unit"] == "s"
+
+
+def test_prometheus_exporter_with_exemplars_is_scraped(collector: dict[str, Any]) -> None:
+    [(name, config)] = [(n, c) for n, c in collector["exporters"].items() if kind(n) == "prometheus"]
+    assert config["enable_open_metrics"] is True, "exemplars are only exported in the OpenMetrics format"
+    metrics = [p for pipeline_name, p in pipelines(collector).items() if kind(pipeline_name) == "metrics"]
+    assert any(name in p["exporters"] for p in metrics)
+    port = config["endpoint"].rsplit(":", 1)[1]
+    prometheus = load_yaml(COLLECTOR / "prometheus.yaml")
+    [job] = [
+        j for j in prometheus["scrape_configs"] if any(f"collector:{port}" in c["targets"] for c in j["static_configs"])
+    ]
+    assert job["honor_labels"] is True
+
+
+# ---------------------------------------------------------------------------- compose
+
+
+STACK = {"collector", "jaeger", "tempo", "prometheus", "grafana"}
+# The ports the README tells users about: OTLP in, Grafana, Jaeger, Prometheus.
+README_PORTS = {4317, 4318, 3000, 16686, 9090}
+_PINNED_IMAGE = re.compile(r"^[a-z0-9./_-]+:v?\d+\.\d+(\.\d+)?(-[\w.]+)?(@sha256:[0-9a-f]{64})?$")
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]  # type: ignore[no-any-return]
+
+
+def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
+    assert set(services(compose)) == STACK
+
+
+@pytest.mark.parametrize("service", sorted(STACK))
+def test_compose_images_are_pinned(compose: dict[str, Any], service: str) -> None:
+    image = services(compose)[service]["image"]
+    assert "latest" not in image and _PINNED_IMAGE.match(image), (
+        f"{service}: image {image!r} is not pinned to a version"
+    )
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["grafana/grafana:latest", "grafana/grafana", "prom/prometheus:main", "otel/x:0.144", "grafana/tempo:2.10.0"],
+)
+def test_pinned_image_rule(image: str) -> None:
+    assert bool(_PINNED_IMAGE.match(image)) is (image in {"otel/x:0.144", "grafana/tempo:2.10.0"})
+
+
+def bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(host path, container path) of each bind mount, short or long syntax."""
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+            if source.startswith((".", "/", "~")):
+                yield source, target
+        elif volume.get("type") == "bind":
+            yield volume["source"], volume["target"]
+
+
+def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
+    mounts = 0
+    for name, service in services(compose).items():
+        for source, _ in bind_mounts(service):
+            assert (COLLECTOR / source).exists(), f"{name} mounts {source}, missing next to compose.yaml"
+            mounts += 1
+    assert mounts >= 5
+
+
+def published_ports(service: dict[str, Any]) -> set[int]:
+    found = set()
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            found.add(int(port["published"]))
+        else:
+            found.add(int(str(port).split("/")[0].split(":")[-2]))
+    return found
+
+
+def test_readme_ports_are_published(compose: dict[str, Any]) -> None:
+    published = set().union(*(published_ports(service) for service in services(compose).values()))
+    assert published >= README_PORTS
+    assert published_ports(services(compose)["collector"]) >= {4317, 4318}
+    assert 3000 in published_ports(services(compose)["grafana"])
+    assert 16686 in published_ports(services(compose)["jaeger"])
+    assert 9090 in published_ports(services(compose)["prometheus"])
+
+
+def container_path(service: dict[str, Any], host_path: str) -> str:
+    [target] = [
+        target
+        for source, target in bind_mounts(service)
+        if (COLLECTOR / source).resolve() == (COLLECTOR / host_path).resolve()
+    ]
+    return target
+
+
+def test_collector_service_runs_this_config(compose: dict[str, Any]) -> None:
+    collector = services(compose)["collector"]
+    assert "contrib" in collector["image"], "spanmetrics and transform need the contrib distribution"
+    config = container_path(collector, "otel-collector.yaml")
+    assert any(arg.endswith(config) for arg in collector["command"]), collector["command"]
+
+
+def test_prometheus_service(compose: dict[str, Any]) -> None:
+    prometheus = services(compose)["prometheus"]
+    assert "--enable-feature=exemplar-storage" in prometheus["command"]
+    config = container_path(prometheus, "prometheus.yaml")
+    assert f"--config.file={config}" in prometheus["command"]
+
+
+def test_tempo_receives_otlp_from_the_collector(compose: dict[str, Any]) -> None:
+    tempo = services(compose)["tempo"]
+    config_path = container_path(tempo, "tempo.yaml")
+    assert any(arg.endswith(config_path) for arg in tempo["command"])
+    config = load_yaml(COLLECTOR / "tempo.yaml")
+    assert config["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert config["server"]["http_listen_port"] == 3200
+
+
+def test_prometheus_config_is_valid() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        message = "promtool (Debian package prometheus) is missing"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    result = subprocess.run(
+        [promtool, "check", "config", "--syntax-only", str(COLLECTOR / "prometheus.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------- grafana provisioning
+
+
+def datasources() -> dict[str, dict[str, Any]]:
+    config = load_yaml(COLLECTOR / "grafana/provisioning/datasources/datasources.yaml")
+    return {source["type"]: source for source in config["datasources"]}
+
+
+def test_grafana_datasources(compose: dict[str, Any]) -> None:
+    sources = datasources()
+    assert set(sources) == {"prometheus", "tempo", "jaeger"}
+    assert sources["prometheus"]["isDefault"] is True
+    # Each points at its compose service, on the port that service listens on in the network.
+    assert {kind: source["url"] for kind, source in sources.items()} == {
+        "prometheus": "http://prometheus:9090",
+        "tempo": "http://tempo:3200",
+        "jaeger": "http://jaeger:16686",
+    }
+    assert {"prometheus", "tempo", "jaeger"} <= set(services(compose))
+    destinations = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert {d["name"] for d in destinations} == {"trace_id"}, "the collector's exemplars carry trace_id"
+    assert sources["tempo"]["uid"] in {d.get("datasourceUid") for d in destinations}
+    assert any("$${__value.raw}" in d.get("url", "") for d in destinations), "a Jaeger link, $ escaped for provisioning"
+
+
+def test_grafana_loads_the_dashboards_folder(compose: dict[str, Any]) -> None:
+    grafana = services(compose)["grafana"]
+    target = container_path(grafana, "../dashboards")
+    assert (COLLECTOR / "../dashboards").resolve() == DASHBOARDS
+    provisioning = container_path(grafana, "grafana/provisioning")
+    assert provisioning == "/etc/grafana/provisioning"
+    [provider] = load_yaml(COLLECTOR / "grafana/provisioning/dashboards/dashboards.yaml")["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == target
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(target + "/") and (DASHBOARDS / home[len(target) + 1 :]).is_file()
+
+
+# ---------------------------------------------------------------------------- dashboards
+
+UIDS = {"otel-llm-cost", "otel-llm-latency", "otel-llm-reliability"}
+
+_ATTEMPT_LABELS = {
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "error_type",
+    "otel_llm_api_name",
+    "otel_llm_model_alias",
+}
+# SPEC §6: the metric families Prometheus sees and their labels.
+FAMILIES: dict[str, tuple[str, set[str]]] = {
+    "gen_ai_client_operation_duration_seconds": ("histogram", _ATTEMPT_LABELS),
+    "gen_ai_client_token_usage": ("histogram", _ATTEMPT_LABELS | {"gen_ai_token_type"}),
+    "gen_ai_client_operation_time_to_first_chunk_seconds": ("histogram", _ATTEMPT_LABELS),
+    "otel_llm_call_duration_seconds": (
+        "histogram",
+        {"otel_llm_api_name", "otel_llm_model_alias", "otel_llm_selection_source", "otel_llm_outcome"},
+    ),
+    "otel_llm_cost_usd_total": ("counter", {"otel_llm_api_name", "otel_llm_model_alias", "gen_ai_request_model"}),
+    "otel_llm_fallbacks_total": (
+        "counter",
+        {"otel_llm_api_name", "otel_llm_fallback_from", "otel_llm_fallback_to", "error_type"},
+    ),
+    "otel_llm_breaker_transitions_total": ("counter", {"otel_llm_model_alias", "otel_llm_breaker_state"}),
+}
+TARGET_LABELS = {"job", "instance"}  # what Prometheus (or the collector) adds to every series
+
+
+def metric_labels(name: str) -> set[str] | None:
+    """The labels of a metric name Prometheus sees for SPEC §6, or None if it is not one."""
+    if name in FAMILIES and FAMILIES[name][0] == "counter":
+        return FAMILIES[name][1] | TARGET_LABELS
+    for suffix, extra in (("_bucket", {"le"}), ("_sum", set()), ("_count", set())):
+        family = name.removesuffix(suffix)
+        if name.endswith(suffix) and FAMILIES.get(family, ("", set()))[0] == "histogram":
+            return FAMILIES[family][1] | TARGET_LABELS | extra
+    return None
+
+
+_FUNCTIONS = {
+    "sum", "min", "max", "avg", "count", "topk", "bottomk", "quantile", "stddev", "group",
+    "rate", "irate", "increase", "delta", "histogram_quantile", "label_values", "clamp_min", "clamp_max",
+    "abs", "ceil", "floor", "round", "vector", "scalar", "timestamp", "time", "sort", "sort_desc",
+    "last_over_time", "max_over_time", "min_over_time", "avg_over_time", "sum_over_time", "absent",
+}  # fmt: skip
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}")
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")\s*')
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)\]\]|\$(\w+)")
+
+
+def parse_promql(expr: str) -> tuple[dict[str, list[list[tuple[str, str, str]]]], set[str]]:
+    """({metric: [matchers of each selector]}, grouping labels) of a PromQL expression.
+
+    Enough PromQL for the dashboards' queries: selectors with or without
+    braces, ``by (...)`` and friends; label values and durations are skipped.
+    """
+    variable = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", expr)
+    if variable:  # a Grafana variable query: the label listed counts as a grouping label
+        selectors, grouping = parse_promql(variable.group(1))
+        return selectors, grouping | {variable.group(2)}
+    selectors: dict[str, list[list[tuple[str, str, str]]]] = {}
+    grouping = {label.strip() for group in _GROUPING.findall(expr) for label in group.split(",") if label.strip()}
+    for name, body in _SELECTOR.findall(expr):
+        matchers = []
+        for part in re.split(r',(?=(?:[^"]*"[^"]*")*[^"]*$)', body):
+            if part.strip():
+                match = _MATCHER.fullmatch(part)
+                assert match, f"cannot parse matcher {part!r} in {expr}"
+                matchers.append((match.group(1), match.group(2), json.loads(match.group(3))))
+        selectors.setdefault(name, []).append(matchers)
+    bare = _GROUPING.sub(" ", _STRING.sub('""', expr))
+    bare = re.sub(r"\{[^}]*\}", " ", bare)
+    bare = re.sub(r"\[[^\]]*\]", " ", bare)
+    for name in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare):
+        if name not in _FUNCTIONS and name not in _KEYWORDS and not re.fullmatch(r"\d+\w*", name):
+            selectors.setdefault(name, [])
+    return selectors, grouping
+
+
+def test_promql_parser_sees_metrics_labels_and_groupings() -> None:
+    selectors, grouping = parse_promql(
+        'histogram_quantile(0.95, sum by (le, otel_llm_api_name) (rate(x_bucket{a=~"$api", b!="v,w"}[5m]))) '
+        "/ ignoring(le) sum(y_total)"
+    )
+    assert selectors == {"x_bucket": [[("a", "=~", "$api"), ("b", "!=", "v,w")]], "y_total": []}
+    assert grouping == {"le", "otel_llm_api_name"}
+    assert metric_labels("otel_llm_call_duration_seconds_bucket") is not None
+    assert "le" not in (metric_labels("otel_llm_call_duration_seconds_count") or {"le"})
+    assert metric_labels("otel_llm_cost_usd_total_bucket") is None
+    assert metric_labels("gen_ai_client_token_usage") is None  # a histogram has no bare series
+    assert parse_promql('label_values(m_count{a=~"$api"}, b)') == ({"m_count": [[("a", "=~", "$api")]]}, {"b"})
+
+
+def load_dashboards() -> dict[str, dict[str, Any]]:
+    found = {}
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        found[path.name] = json.loads(path.read_text())
+    return found
+
+
+DASHBOARD_FILES = load_dashboards()
+
+
+def all_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from all_panels(panel.get("panels", []))
+
+
+def query_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    return (panel for panel in all_panels(dashboard["panels"]) if panel["type"] != "row")
+
+
+def variables(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+
+
+def variable_query(variable: dict[str, Any]) -> str:
+    query = variable["query"]
+    return query["query"] if isinstance(query, dict) else query  # type: ignore[no-any-return]
+
+
+def queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every panel target and query variable."""
+    for panel in query_panels(dashboard):
+        for target in panel["targets"]:
+            yield f"{dashboard['uid']}: {panel['title']} [{target['refId']}]", target["expr"]
+    for name, variable in variables(dashboard).items():
+        if variable["type"] == "query":
+            yield f"{dashboard['uid']}: ${name}", variable_query(variable)
+
+
+def test_three_dashboards_with_stable_uids() -> None:
+    assert {d["uid"] for d in DASHBOARD_FILES.values()} == UIDS
+    assert len({d["title"] for d in DASHBOARD_FILES.values()}) == 3
+    for name, dashboard in DASHBOARD_FILES.items():
+        assert name == f"{dashboard['uid']}.json"
+
+
+@pytest.fixture(params=sorted(DASHBOARD_FILES), ids=lambda name: name.removesuffix(".json"))
+def dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return DASHBOARD_FILES[request.param]  # type: ignore[no-any-return]
+
+
+def test_dashboard_shape(dashboard: dict[str, Any]) -> None:
+    assert 39 <= dashboard["schemaVersion"] <= 41
+    assert dashboard.get("id") is None, "a provisioned dashboard carries no database id"
+    assert dashboard["title"] and dashboard["description"] and "otel-llm" in dashboard["tags"]
+    text = json.dumps(dashboard)
+    assert "__inputs" not in dashboard and "__requires" not in dashboard
+    assert "${DS_" not in text, "export placeholders break file provisioning"
+    assert dashboard["panels"], "no panels"
+
+
+def test_panel_ids_unique(dashboard: dict[str, Any]) -> None:
+    ids = [panel["id"] for panel in all_panels(dashboard["panels"])]
+    assert all(isinstance(i, int) for i in ids)
+    assert len(ids) == len(set(ids)), f"duplicate panel ids in {dashboard['uid']}"
+
+
+def test_panels_fit_the_grid_without_overlap(dashboard: dict[str, Any]) -> None:
+    taken: dict[tuple[int, int], str] = {}
+    for panel in all_panels(dashboard["panels"]):
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["w"] > 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+        assert grid["h"] >= (1 if panel["type"] == "row" else 4), f"{panel['title']} too small"
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in taken, f"{panel['title']} overlaps {taken[(x, y)]}"
+                taken[(x, y)] = panel["title"]
+
+
+def test_datasource_variable_used_by_every_panel(dashboard: dict[str, Any]) -> None:
+    defined = variables(dashboard)
+    [datasource] = [v for v in defined.values() if v["type"] == "datasource"]
+    assert datasource["query"] == "prometheus"
+    datasource_refs = {f"${{{name}}}" for name, v in defined.items() if v["type"] == "datasource"}
+    for panel in query_panels(dashboard):
+        assert panel["datasource"]["uid"] in datasource_refs, f"{panel['title']}: {panel['datasource']}"
+        assert panel["targets"], f"{panel['title']} has no query"
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] in datasource_refs, f"{panel['title']} [{target['refId']}]"
+    for variable in defined.values():
+        if variable["type"] == "query":
+            assert variable["datasource"]["uid"] in datasource_refs, variable["name"]
+
+
+def test_api_and_model_variables(dashboard: dict[str, Any]) -> None:
+    defined = variables(dashboard)
+    for name, label in (("api", "otel_llm_api_name"), ("model", "otel_llm_model_alias")):
+        variable = defined[name]
+        assert variable["type"] == "query" and variable["multi"] and variable["includeAll"]
+        assert variable["allValue"] == ".*"
+        assert re.fullmatch(rf"label_values\(\w+(\{{[^}}]*\}})?, {label}\)", variable_query(variable))
+
+
+def test_every_variable_used_is_defined(dashboard: dict[str, Any]) -> None:
+    defined = set(variables(dashboard))
+    texts = [expr for _, expr in queries(dashboard)]
+    texts += [link.get("url", "") for panel in all_panels(dashboard["panels"]) for link in panel.get("links", [])]
+    texts += [link.get("url", "") for link in dashboard.get("links", [])]
+    for text in texts:
+        for match in _VARIABLE.finditer(text):
+            name = next(group for group in match.groups() if group)
+            assert name.startswith("__") or name in defined, f"${name} used in {text!r} but not defined"
+
+
+def test_queries_use_only_spec_metrics_and_their_labels(dashboard: dict[str, Any]) -> None:
+    for where, expr in queries(dashboard):
+        selectors, grouping = parse_promql(expr)
+        assert selectors, f"{where}: no metric in {expr}"
+        known: set[str] = set()
+        for name, uses in selectors.items():
+            labels = metric_labels(name)
+            assert labels is not None, f"{where}: {name} is not a SPEC §6 metric"
+            known |= labels
+            for matchers in uses:
+                for label, _, _ in matchers:
+                    assert label in labels, f"{where}: {name} has no label {label}"
+        assert grouping <= known, f"{where}: grouping by {grouping - known}, labels no metric of the query has"
+
+
+def test_queries_follow_the_api_and_model_selectors(dashboard: dict[str, Any]) -> None:
+    """Every selector of a metric with an API or model label is filtered by $api / $model."""
+    for where, expr in queries(dashboard):
+        if where.endswith("$api"):
+            continue  # the API list itself
+        for name, uses in parse_promql(expr)[0].items():
+            labels = metric_labels(name) or set()
+            for matchers in uses:
+                if "otel_llm_api_name" in labels:
+                    assert ("otel_llm_api_name", "=~", "$api") in matchers, f"{where}: {name} ignores $api"
+                if "otel_llm_model_alias" in labels and not where.endswith("$model"):
+                    assert ("otel_llm_model_alias", "=~", "$model") in matchers, f"{where}: {name} ignores $model"
+
+
+def test_panels_have_units_descriptions_and_legends(dashboard: dict[str, Any]) -> None:
+    for panel in query_panels(dashboard):
+        assert panel["title"] and panel.get("description"), f"{panel['title']}: needs a title and a description"
+        if panel["type"] in {"timeseries", "stat", "piechart", "table"}:
+            unit = panel["fieldConfig"]["defaults"].get("unit")
+            assert unit in {"currencyUSD", "s", "short", "reqps", "percentunit"}, f"{panel['title']}: unit {unit}"
+        if panel["type"] == "timeseries":
+            assert panel["options"]["legend"]["showLegend"], panel["title"]
+            for target in panel["targets"]:
+                if any(word in target["expr"] for word in (" by (", " by(")):
+                    assert "{{" in target["legendFormat"], f"{panel['title']}: name the series in the legend"
+
+
+def test_latency_panels_have_exemplars_and_the_p95_target() -> None:
+    latency = DASHBOARD_FILES["otel-llm-latency.json"]
+    targets = 0
+    for panel in query_panels(latency):
+        if panel["type"] != "timeseries" or panel["fieldConfig"]["defaults"]["unit"] != "s":
+            continue
+        for target in panel["targets"]:
+            if "histogram_quantile" in target["expr"]:
+                assert target.get("exemplar") is True, f"{panel['title']}: exemplars link latency to traces"
+                targets += 1
+        if "P95" in panel["title"] and "2 s" in panel["title"]:
+            defaults = panel["fieldConfig"]["defaults"]
+            assert 2 in [step["value"] for step in defaults["thresholds"]["steps"]], panel["title"]
+            assert defaults["custom"]["thresholdsStyle"]["mode"] != "off", panel["title"]
+    assert targets >= 10
+    titles = [panel["title"] for panel in query_panels(latency)]
+    assert any("P95" in t and "2 s" in t for t in titles), "the 2 s P95 panel"
+    exprs = " ".join(t["expr"] for p in query_panels(latency) for t in p["targets"])
+    for metric in (
+        "otel_llm_call_duration_seconds_bucket",
+        "gen_ai_client_operation_duration_seconds_bucket",
+        "gen_ai_client_operation_time_to_first_chunk_seconds_bucket",
+    ):
+        for quantile in ("0.5", "0.95", "0.99"):
+            assert re.search(rf"histogram_quantile\({quantile}, [^;]*?{metric}", exprs), f"P{quantile} of {metric}"
+
+
+def test_each_dashboard_covers_its_subject() -> None:
+    def exprs(uid: str) -> str:
+        return " ".join(t["expr"] for p in query_panels(DASHBOARD_FILES[f"{uid}.json"]) for t in p["targets"])
+
+    cost, reliability = exprs("otel-llm-cost"), exprs("otel-llm-reliability")
+    assert "* 3600" in cost and "[1d]" in cost, "USD per hour and per day"
+    assert "by (otel_llm_api_name)" in cost and "by (otel_llm_model_alias)" in cost
+    assert "by (gen_ai_token_type)" in cost and "1000 *" in cost
+    for grouping in ("otel_llm_outcome", "error_type", "otel_llm_fallback_from, otel_llm_fallback_to",
+                     "otel_llm_selection_source", "otel_llm_breaker_state"):  # fmt: skip
+        assert f"by ({grouping})" in reliability or f", {grouping})" in reliability, grouping
