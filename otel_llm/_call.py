@@ -67,6 +67,7 @@ class LogicalCall:
     """A call as the caller made it: which aliases may answer it, in what time, and how it is recorded."""
 
     __slots__ = (
+        "_bounded",
         "_caller_timeout",
         "_chain",
         "_deadline",
@@ -94,10 +95,11 @@ class LogicalCall:
         self.operation = operation
         self.settings = settings
         self._deadline = time.monotonic() + settings.call_timeout_s
-        # A number the caller passed bounds each attempt too; anything else
-        # (an httpx Timeout) is the caller's to manage.
+        # Each request gets what is left of the deadline, or the caller's own
+        # timeout when shorter. An httpx Timeout object is the caller's to manage.
         timeout = kwargs.get("timeout")
-        self._caller_timeout = timeout if isinstance(timeout, (int, float)) else None
+        self._caller_timeout: float | None = timeout if isinstance(timeout, (int, float)) else None
+        self._bounded = self._caller_timeout is not None or timeout is None
         self.kwargs = kwargs
         self.hide_usage_chunk = kwargs.get("stream") is True and _request_usage(kwargs)
         self._chain = [selection.model, *settings.fallback_chain(selection.model)]
@@ -162,9 +164,9 @@ class LogicalCall:
 
     def start_attempt(self, client: openai.OpenAI | openai.AsyncOpenAI) -> Callable[..., Any]:
         """Open the attempt span and bound the request by the deadline; returns the SDK method to call."""
-        remaining = max(self._deadline - time.monotonic(), 0.001)
-        caller = self._caller_timeout
-        if caller is not None or "timeout" not in self.kwargs or isinstance(self.kwargs["timeout"], (int, float)):
+        if self._bounded:
+            remaining = max(self._deadline - time.monotonic(), 0.001)
+            caller = self._caller_timeout
             self.kwargs["timeout"] = remaining if caller is None else min(caller, remaining)
         self.attempt = AttemptTelemetry(
             self.telemetry,

@@ -368,3 +368,13 @@ async def test_many_tasks_at_once_do_not_cross_talk(server: MockLLMServer, api: 
     answers = await asyncio.gather(*(one(index) for index in range(100)))
     assert all(f"task {index}" in content for index, content in answers)
     assert len(server.requests) >= 100
+
+
+def test_a_timeout_object_of_the_caller_is_passed_through(server: MockLLMServer, api: str) -> None:
+    import httpx2
+
+    server.add_faults("model-a", Fault.delay(0.5))
+    client = get_llm_client_smart(api, settings=make_settings(server, retry_attempts=1))
+    response = client.chat.completions.create(messages=MESSAGES, timeout=httpx2.Timeout(0.2))
+    assert response.model == "model-b"  # the caller's 0.2 s read timeout cut model-a short
+    assert server.requests[0].model == "model-a"
