@@ -11,6 +11,7 @@ from ._errors import ConfigError, StreamTruncatedError, UnknownModelError
 from ._selection import Selection, SelectionSource, select_model
 from ._settings import LLMSettings, Price, get_settings, reload_settings
 from ._setup import configure_telemetry
+from ._version import __version__
 
 __all__ = [
     "AsyncLLMClient",
@@ -24,6 +25,7 @@ __all__ = [
     "SelectionSource",
     "StreamTruncatedError",
     "UnknownModelError",
+    "__version__",
     "configure_telemetry",
     "get_async_llm_client_smart",
     "get_llm_client_smart",
@@ -31,5 +33,3 @@ __all__ = [
     "reload_settings",
     "select_model",
 ]
-
-__version__ = "0.1.0"

@@ -16,6 +16,8 @@ from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 
+from ._version import __version__
+
 __all__ = [
     "API_NAME",
     "ATTEMPT",
@@ -109,14 +111,5 @@ class Instruments:
         )
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("otel-llm")
-    except PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
-
-
-tracer: Final = trace.get_tracer(_SCOPE, _version())
-instruments: Final = Instruments(metrics.get_meter(_SCOPE, _version()))
+tracer: Final = trace.get_tracer(_SCOPE, __version__)
+instruments: Final = Instruments(metrics.get_meter(_SCOPE, __version__))
