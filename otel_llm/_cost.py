@@ -69,6 +69,7 @@ def _flat(input_price: float, output_price: float, cached_price: float | None) -
 
 
 def _from_library(endpoint: Endpoint) -> CostFunction | None:
+    # Imported on first use: loading the price list takes a fifth of a second.
     import genai_prices
     from genai_prices.types import TieredPrices
 

@@ -7,6 +7,7 @@ first call.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -140,8 +141,6 @@ class LLMSettings(BaseSettings):
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         if isinstance(value, str):
-            import json
-
             try:
                 value = json.loads(value, parse_constant=_reject_constant)
             except ValueError as exc:

@@ -70,6 +70,9 @@ def _otlp_protocol(signal: str) -> str:
     return protocol
 
 
+# The exporters are imported when chosen: the gRPC one pulls in grpcio.
+
+
 def _otlp_spans() -> SpanExporter:
     if _otlp_protocol("TRACES") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
