@@ -79,13 +79,13 @@ class _Row:
     cost_usd: float | None
 
 
-def demo_environment(server: MockLLMServer) -> dict[str, str]:
-    """The configuration a service would set, pointing at the embedded server."""
+def demo_models(server: MockLLMServer, key_variable: str = _KEY_VARIABLE) -> dict[str, dict[str, str]]:
+    """The demo's ``LLM_MODELS``: two OpenAI models, an Azure deployment and an embeddings model on ``server``."""
 
     def openai_model(model: str) -> dict[str, str]:
-        return {"provider": "openai", "model": model, "base_url": server.base_url, "api_key_env": _KEY_VARIABLE}
+        return {"provider": "openai", "model": model, "base_url": server.base_url, "api_key_env": key_variable}
 
-    models = {
+    return {
         "gpt41": openai_model("gpt-4.1"),
         "gpt41-mini": openai_model("gpt-4.1-mini"),
         "gpt4o-2": {
@@ -94,12 +94,16 @@ def demo_environment(server: MockLLMServer) -> dict[str, str]:
             "deployment": "gpt-4o-2",
             "endpoint": server.azure_endpoint,
             "api_version": "2024-10-21",
-            "api_key_env": _KEY_VARIABLE,
+            "api_key_env": key_variable,
         },
         "embed-small": openai_model("text-embedding-3-small"),
     }
+
+
+def demo_environment(server: MockLLMServer) -> dict[str, str]:
+    """The configuration a service would set, pointing at the embedded server."""
     return {
-        "LLM_MODELS": json.dumps(models),
+        "LLM_MODELS": json.dumps(demo_models(server)),
         "LLM_MODEL_DEFAULT": "gpt41",
         "LLM_MODEL_KEYWORDS": "gpt41-mini",
         "LLM_MODEL_GAP_ANALYSIS": "gpt4o-2",

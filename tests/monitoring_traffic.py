@@ -27,6 +27,7 @@ import time
 import openai
 
 from otel_llm import LLMSettings, get_llm_client_smart
+from otel_llm._demo import demo_models
 from otel_llm.testing import Fault, MockLLMServer
 
 KEY_VARIABLE = "OTEL_LLM_MONITORING_TEST_KEY"
@@ -64,19 +65,9 @@ def traffic_settings(server: MockLLMServer) -> LLMSettings:
 
     return LLMSettings(
         models={
-            "gpt41": openai_model("gpt-4.1"),
-            "gpt41-mini": openai_model("gpt-4.1-mini"),
-            "gpt4o-2": {
-                "provider": "azure",
-                "model": "gpt-4o",
-                "deployment": "gpt-4o-2",
-                "endpoint": server.azure_endpoint,
-                "api_version": "2024-10-21",
-                "api_key_env": KEY_VARIABLE,
-            },
+            **demo_models(server, KEY_VARIABLE),  # the demo's aliases, and two that fail on purpose
             FALLBACK_PRIMARY: openai_model("gpt-4o-mini"),
             BREAKER_PRIMARY: openai_model("o4-mini"),
-            "embed-small": openai_model("text-embedding-3-small"),
         },
         model_default="gpt41",
         api_models={
