@@ -122,7 +122,7 @@ def run_demo(print_: Print = print, forever: bool = False) -> list[_Row]:
     ``forever`` repeats the calls (one round a second, until Ctrl-C) to feed a
     monitoring stack; it prints a line a round instead of the span trees.
     """
-    calls = _install_telemetry(print_ if not forever else _quiet)
+    calls = _install_telemetry(print_, span_trees=not forever)
     with MockLLMServer() as server, _environment(demo_environment(server)) as environment:
         settings = LLMSettings()  # read from the environment, as in a service
         _print_configuration(server, environment, print_)
@@ -145,11 +145,7 @@ def run_demo(print_: Print = print, forever: bool = False) -> list[_Row]:
     return rows
 
 
-def _quiet(line: str) -> None:
-    pass
-
-
-def _install_telemetry(print_: Print) -> InMemorySpanExporter:
+def _install_telemetry(print_: Print, span_trees: bool) -> InMemorySpanExporter:
     """Console exporters (or OTLP, or the application's own); returns where the demo reads its calls' spans."""
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         configure_telemetry(_SERVICE)
@@ -157,7 +153,8 @@ def _install_telemetry(print_: Print) -> InMemorySpanExporter:
     elif isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         resource = Resource.create({"service.name": _SERVICE})
         tracer_provider = TracerProvider(resource=resource)
-        tracer_provider.add_span_processor(SimpleSpanProcessor(_ConsoleTrees(print_)))
+        if span_trees:
+            tracer_provider.add_span_processor(SimpleSpanProcessor(_ConsoleTrees(print_)))
         trace.set_tracer_provider(tracer_provider)
         exporter = ConsoleMetricExporter(formatter=_metrics_summary)
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)  # exported at exit
@@ -201,7 +198,6 @@ def _print_configuration(server: MockLLMServer, environment: dict[str, str], pri
     print_("  LLM_MODELS=" + ", ".join(f"{alias} -> {e['provider']} {e['model']}" for alias, e in models.items()))
     print_(f"  (every alias reads its key from {_KEY_VARIABLE}, set to a placeholder)")
     print_("")
-    print_("Spans, one tree per call:")
 
 
 def _run(call: _Call, settings: LLMSettings, server: MockLLMServer, calls: InMemorySpanExporter) -> _Row:
@@ -294,12 +290,16 @@ class _ConsoleTrees(SpanExporter):
     def __init__(self, print_: Print) -> None:
         self._print = print_
         self._pending: dict[int, list[ReadableSpan]] = defaultdict(list)
+        self._heading = "Spans, one tree per call:"
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         for span in spans:
             trace_spans = self._pending[span.context.trace_id]
             trace_spans.append(span)
             if span.parent is None:  # the root ends last: the tree is complete
+                if self._heading:
+                    self._print(self._heading)
+                    self._heading = ""
                 self._print_tree(span, trace_spans, 0)
                 del self._pending[span.context.trace_id]
         return SpanExportResult.SUCCESS
