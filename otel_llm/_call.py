@@ -24,7 +24,7 @@ from ._breaker import breaker_for
 from ._cost import cost_function
 from ._endpoints import Endpoint
 from ._errors import StreamTruncatedError
-from ._providers import async_client, sync_client
+from ._providers import Provider, async_client, sync_client
 from ._retry import is_retryable, stop_for_call, wait_for_provider
 from ._selection import Selection, with_request_model
 from ._settings import LLMSettings
@@ -46,21 +46,11 @@ CHAT = Operation("chat", lambda client: client.chat.completions.create)
 EMBEDDINGS = Operation("embeddings", lambda client: client.embeddings.create)
 
 _RETRYABLE = retry_if_exception(is_retryable)
-_servers: dict[int, tuple[str, int | None]] = {}
 
 
 @lru_cache(maxsize=64)
 def _wait(max_wait: float) -> wait_for_provider:
     return wait_for_provider(max_wait)
-
-
-def _server(client: openai.OpenAI | openai.AsyncOpenAI) -> tuple[str, int | None]:
-    """``server.address`` and ``server.port`` of a (cached, long-lived) SDK client."""
-    server = _servers.get(id(client))
-    if server is None:
-        url = client.base_url
-        server = _servers[id(client)] = (url.host, url.port or (443 if url.scheme == "https" else 80))
-    return server
 
 
 class LogicalCall:
@@ -162,7 +152,7 @@ class LogicalCall:
 
     # -- one attempt --------------------------------------------------------------
 
-    def start_attempt(self, client: openai.OpenAI | openai.AsyncOpenAI) -> Callable[..., Any]:
+    def start_attempt(self, provider: Provider[Any]) -> Callable[..., Any]:
         """Open the attempt span and bound the request by the deadline; returns the SDK method to call."""
         if self._bounded:
             remaining = max(self._deadline - time.monotonic(), 0.001)
@@ -172,12 +162,12 @@ class LogicalCall:
             self.telemetry,
             self.alias,
             self.endpoint,
-            _server(client),
+            (provider.address, provider.port),
             self.kwargs,
             cost_function(self.alias, self.endpoint, self.settings),
             self.settings.capture_message_content,
         )
-        return self.operation.method(client)
+        return self.operation.method(provider.client)
 
     def attempt_failed(self, error: BaseException) -> None:
         assert self.attempt is not None

@@ -13,6 +13,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import openai
@@ -21,40 +22,54 @@ from ._endpoints import Endpoint, key_env
 from ._errors import ConfigError
 from ._transport import async_http_client, sync_http_client
 
-__all__ = ["async_client", "sync_client"]
+__all__ = ["Provider", "async_client", "sync_client"]
 
 _Client = TypeVar("_Client", openai.OpenAI, openai.AsyncOpenAI)
 
 _lock = threading.Lock()
 
 
-def _build_sync(endpoint: Endpoint, api_key: str, http_spans: bool) -> openai.OpenAI:
+@dataclass(frozen=True, slots=True)
+class Provider(Generic[_Client]):
+    """An SDK client and the server it talks to (``server.address`` / ``server.port``)."""
+
+    client: _Client
+    address: str
+    port: int
+
+    @classmethod
+    def of(cls, client: _Client) -> Provider[_Client]:
+        url = client.base_url
+        return cls(client, url.host, url.port or (443 if url.scheme == "https" else 80))
+
+
+def _build_sync(endpoint: Endpoint, api_key: str, http_spans: bool) -> Provider[openai.OpenAI]:
     sdk_client = endpoint.sdk_clients[0]
     # Our attempt loop retries and shows every attempt: the SDK's own retries are off.
     http_client = sync_http_client(http_spans=http_spans)
-    return sdk_client(api_key=api_key, max_retries=0, http_client=http_client, **endpoint.client_options)
+    return Provider.of(sdk_client(api_key=api_key, max_retries=0, http_client=http_client, **endpoint.client_options))
 
 
-def _build_async(endpoint: Endpoint, api_key: str, http_spans: bool) -> openai.AsyncOpenAI:
+def _build_async(endpoint: Endpoint, api_key: str, http_spans: bool) -> Provider[openai.AsyncOpenAI]:
     sdk_client = endpoint.sdk_clients[1]
     http_client = async_http_client(http_spans=http_spans)
-    return sdk_client(api_key=api_key, max_retries=0, http_client=http_client, **endpoint.client_options)
+    return Provider.of(sdk_client(api_key=api_key, max_retries=0, http_client=http_client, **endpoint.client_options))
 
 
 class _ClientCache(Generic[_Client]):
-    def __init__(self, build: Callable[[Endpoint, str, bool], _Client]) -> None:
-        self._build: Callable[[Endpoint, str, bool], _Client] = build
-        self._by_endpoint: dict[tuple[Endpoint, str | None, bool], _Client] = {}
-        self._by_server: dict[Hashable, _Client] = {}
+    def __init__(self, build: Callable[[Endpoint, str, bool], Provider[_Client]]) -> None:
+        self._build: Callable[[Endpoint, str, bool], Provider[_Client]] = build
+        self._by_endpoint: dict[tuple[Endpoint, str | None, bool], Provider[_Client]] = {}
+        self._by_server: dict[Hashable, Provider[_Client]] = {}
 
-    def get(self, alias: str, endpoint: Endpoint, http_spans: bool) -> _Client:
+    def get(self, alias: str, endpoint: Endpoint, http_spans: bool) -> Provider[_Client]:
         api_key = os.environ.get(key_env(endpoint))
         client = self._by_endpoint.get((endpoint, api_key, http_spans))
         if client is None:
             client = self._add(alias, endpoint, api_key, http_spans)
         return client
 
-    def _add(self, alias: str, endpoint: Endpoint, api_key: str | None, http_spans: bool) -> _Client:
+    def _add(self, alias: str, endpoint: Endpoint, api_key: str | None, http_spans: bool) -> Provider[_Client]:
         if not api_key:
             raise ConfigError(f"{key_env(endpoint)} is not set: alias {alias!r} reads its API key from it")
         # Aliases on the same server with the same key share one client.
@@ -73,12 +88,12 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ClientCach
 )
 
 
-def sync_client(alias: str, endpoint: Endpoint, http_spans: bool = True) -> openai.OpenAI:
+def sync_client(alias: str, endpoint: Endpoint, http_spans: bool = True) -> Provider[openai.OpenAI]:
     """The shared synchronous client for ``endpoint``."""
     return _sync_clients.get(alias, endpoint, http_spans)
 
 
-def async_client(alias: str, endpoint: Endpoint, http_spans: bool = True) -> openai.AsyncOpenAI:
+def async_client(alias: str, endpoint: Endpoint, http_spans: bool = True) -> Provider[openai.AsyncOpenAI]:
     """The shared async client for ``endpoint`` on the running event loop."""
     loop = asyncio.get_running_loop()
     clients = _async_clients.get(loop)

@@ -194,16 +194,16 @@ def test_underlying_clients_are_cached_per_server_and_key(
     server: MockLLMServer, settings: LLMSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mini, big, azure = (settings.endpoints[name] for name in ("mini", "big", "azure"))
-    first = providers.sync_client("mini", mini)
+    first = providers.sync_client("mini", mini).client
 
-    assert providers.sync_client("mini", mini) is first
-    assert providers.sync_client("big", big) is first  # same server, same key: one pool
-    assert providers.sync_client("azure", azure) is not first
+    assert providers.sync_client("mini", mini).client is first
+    assert providers.sync_client("big", big).client is first  # same server, same key: one pool
+    assert providers.sync_client("azure", azure).client is not first
     assert first.max_retries == 0
-    assert isinstance(providers.sync_client("azure", azure), openai.AzureOpenAI)
+    assert isinstance(providers.sync_client("azure", azure).client, openai.AzureOpenAI)
 
     monkeypatch.setenv("TEST_LLM_KEY", "sk-rotated")
-    rotated = providers.sync_client("mini", mini)
+    rotated = providers.sync_client("mini", mini).client
     assert rotated is not first and rotated.api_key == "sk-rotated"
 
 
