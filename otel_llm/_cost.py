@@ -10,12 +10,12 @@ price gets no cost and one warning: a cost is never guessed.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from ._endpoints import AzureEndpoint, Endpoint
-from ._settings import LLMSettings, Price
+from ._settings import LLMSettings
 
 __all__ = ["CostFunction", "cost_function"]
 
@@ -25,34 +25,31 @@ CostFunction = Callable[[int, int, int], float]
 """``cost(input_tokens, output_tokens, cached_input_tokens) -> USD``; cached tokens are part of input tokens."""
 
 _PER_TOKEN = 1e-6  # prices are per million tokens
-_lock = threading.Lock()
-_resolved: dict[tuple[Endpoint, Price | None], CostFunction | None] = {}
 _warned: set[str] = set()
 
 
 def cost_function(alias: str, endpoint: Endpoint, settings: LLMSettings) -> CostFunction | None:
-    """How to price a call to ``alias``, or ``None`` when its price is unknown."""
-    override = settings.prices.get(alias) or settings.prices.get(endpoint.model)
-    key = (endpoint, override)
+    """How to price a call to ``alias``, or ``None`` when its price is unknown (memoised per settings)."""
+    costs = settings._costs
     try:
-        return _resolved[key]
+        return costs[alias]
     except KeyError:
         pass
-    with _lock:
-        function = _resolved[key] = _resolve(alias, endpoint, override)
+    override = settings.prices.get(alias) or settings.prices.get(endpoint.model)
+    function = costs[alias] = (
+        _flat(override.input, override.output, override.cached_input) if override else _library_cost(endpoint)
+    )
     return function
 
 
-def _resolve(alias: str, endpoint: Endpoint, override: Price | None) -> CostFunction | None:
-    if override is not None:
-        return _flat(override.input, override.output, override.cached_input)
+@cache
+def _library_cost(endpoint: Endpoint) -> CostFunction | None:
     function = _from_library(endpoint)
     if function is None and endpoint.model not in _warned:
         _warned.add(endpoint.model)
         _log.warning(
-            "otel-llm: no price known for model %r (alias %r): its calls get no cost; set LLM_PRICES to price it",
+            "otel-llm: no price known for model %r: its calls get no cost; set LLM_PRICES to price it",
             endpoint.model,
-            alias,
         )
     return function
 

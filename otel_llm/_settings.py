@@ -38,6 +38,7 @@ from ._endpoints import Endpoint, OpenAIEndpoint
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
+    from ._cost import CostFunction
     from ._selection import Selection
 
 
@@ -182,6 +183,11 @@ class LLMSettings(BaseSettings):
     @cached_property
     def _selections(self) -> dict[str, Selection]:
         """Selections that depend on the API name alone, memoised by the selection module."""
+        return {}
+
+    @cached_property
+    def _costs(self) -> dict[str, CostFunction | None]:
+        """Each alias's price, memoised by the cost module."""
         return {}
 
     def fallback_chain(self, alias: str) -> list[str]:
