@@ -20,7 +20,7 @@ from typing import Any
 import openai
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
-from ._breaker import breaker_for
+from ._breaker import BreakerState, breaker_for
 from ._cost import cost_function
 from ._endpoints import Endpoint
 from ._errors import StreamTruncatedError
@@ -112,8 +112,7 @@ class LogicalCall:
             if previous is not None and reason is not None:
                 self.telemetry.fallback(previous, alias, reason)
             allowed, moved = breaker_for(alias).allow(self.settings.breaker_cooldown_s)
-            if moved:
-                self.telemetry.breaker(alias, moved)
+            self._breaker_moved(alias, moved)
             if allowed or self._index == len(self._chain) - 1:
                 self.alias = alias
                 self.endpoint = self.settings.endpoints[alias]
@@ -173,14 +172,11 @@ class LogicalCall:
         assert self.attempt is not None
         self._failures.append(f"#{self.telemetry.attempts} {self.alias}: {error_type(error)}")
         self.attempt.failed(error)
-        breaker = breaker_for(self.alias)
-        moved = breaker.failure(self.settings.breaker_failures) if is_retryable(error) else breaker.success()
-        if moved:
-            self.telemetry.breaker(self.alias, moved)
+        self._breaker_report(error)
 
     def completed(self, response: Any) -> Any:
         assert self.attempt is not None
-        self._answered()
+        self._breaker_report(None)
         self.attempt.response(response)
         self.telemetry.end(self.alias, self._index > 0, None)
         return response
@@ -188,20 +184,27 @@ class LogicalCall:
     def streaming(self, stream: openai.Stream[Any] | openai.AsyncStream[Any]) -> StreamObserver:
         """The stream's first chunk arrived: from here on it is the caller's."""
         assert self.attempt is not None
-        self._answered()
+        self._breaker_report(None)
         return StreamObserver(self.attempt, stream.response, self.hide_usage_chunk, self._stream_ended)
 
-    def _answered(self) -> None:
-        moved = breaker_for(self.alias).success()
-        if moved:
-            self.telemetry.breaker(self.alias, moved)
-
     def _stream_ended(self, error: BaseException | None) -> None:
-        if error is not None and is_retryable(error):
-            moved = breaker_for(self.alias).failure(self.settings.breaker_failures)
-            if moved:
-                self.telemetry.breaker(self.alias, moved)
+        if error is not None:
+            self._breaker_report(error)
         self.telemetry.end(self.alias, self._index > 0, error)
+
+    def _breaker_report(self, error: BaseException | None) -> None:
+        """Tell the current alias's breaker how it went: a retryable error is a
+        failure, anything else (an error that is not retryable too) an answer."""
+        breaker = breaker_for(self.alias)
+        if error is not None and is_retryable(error):
+            moved = breaker.failure(self.settings.breaker_failures)
+        else:
+            moved = breaker.success()
+        self._breaker_moved(self.alias, moved)
+
+    def _breaker_moved(self, alias: str, state: BreakerState | None) -> None:
+        if state is not None:
+            self.telemetry.breaker(alias, state)
 
 
 def _request_usage(kwargs: dict[str, Any]) -> bool:
