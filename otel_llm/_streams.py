@@ -50,7 +50,7 @@ class StreamObserver:
         state = self.state
         if self._first:
             self._first = False
-            state.time_to_first_chunk = self.attempt.first_chunk()
+            state.time_to_first_chunk = self.attempt.elapsed()
             state.response_id = chunk.id
             state.response_model = chunk.model
         for choice in chunk.choices:
@@ -81,21 +81,33 @@ class StreamObserver:
             self._on_end(error)
 
 
-class ObservedStream(wrapt.ObjectProxy[Stream[Any]]):
-    """An ``openai.Stream`` whose chunks are observed; ``first`` was read ahead by the attempt."""
+class _Observed(wrapt.ObjectProxy[Any]):
+    """What both wrappers hold: the observer, and the first chunk, read ahead by the attempt."""
 
-    def __init__(self, stream: Stream[Any], observer: StreamObserver, first: ChatCompletionChunk) -> None:
+    def __init__(self, stream: Any, observer: StreamObserver, first: ChatCompletionChunk) -> None:
         super().__init__(stream)
         self._self_observer = observer
         self._self_first = first if observer.show(first) else None
+
+    def _take_first(self) -> ChatCompletionChunk | None:
+        first, self._self_first = self._self_first, None
+        return first
+
+    def __del__(self) -> None:
+        self._self_observer.end(None)
+
+
+class ObservedStream(_Observed):
+    """An ``openai.Stream`` whose chunks are observed."""
+
+    __wrapped__: Stream[Any]
 
     def __iter__(self) -> ObservedStream:
         return self
 
     def __next__(self) -> Any:
-        first = self._self_first
+        first = self._take_first()
         if first is not None:
-            self._self_first = None
             return first
         observer = self._self_observer
         while True:
@@ -120,25 +132,18 @@ class ObservedStream(wrapt.ObjectProxy[Stream[Any]]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        self._self_observer.end(None)
 
+class AsyncObservedStream(_Observed):
+    """An ``openai.AsyncStream`` whose chunks are observed."""
 
-class AsyncObservedStream(wrapt.ObjectProxy[AsyncStream[Any]]):
-    """An ``openai.AsyncStream`` whose chunks are observed; ``first`` was read ahead by the attempt."""
-
-    def __init__(self, stream: AsyncStream[Any], observer: StreamObserver, first: ChatCompletionChunk) -> None:
-        super().__init__(stream)
-        self._self_observer = observer
-        self._self_first = first if observer.show(first) else None
+    __wrapped__: AsyncStream[Any]
 
     def __aiter__(self) -> AsyncObservedStream:
         return self
 
     async def __anext__(self) -> Any:
-        first = self._self_first
+        first = self._take_first()
         if first is not None:
-            self._self_first = None
             return first
         observer = self._self_observer
         while True:
@@ -162,6 +167,3 @@ class AsyncObservedStream(wrapt.ObjectProxy[AsyncStream[Any]]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    def __del__(self) -> None:
-        self._self_observer.end(None)

@@ -260,8 +260,8 @@ class AttemptTelemetry:
             context.detach(self._token)  # type: ignore[arg-type]
             self._token = None
 
-    def first_chunk(self) -> float:
-        """A stream's first chunk arrived; returns the seconds since the request."""
+    def elapsed(self) -> float:
+        """Seconds since the request was sent."""
         return default_timer() - self._start
 
     def failed(self, error: BaseException) -> None:
