@@ -48,7 +48,6 @@ def settings(server: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> LLMSetti
         models={
             "mini": openai_model("gpt-4.1-mini"),
             "embed": openai_model("text-embedding-3-small"),
-            "unpriced": openai_model("house-model-7b"),
             "azure": {
                 "provider": "azure",
                 "model": "gpt-4o",
@@ -404,17 +403,19 @@ def test_cached_input_tokens_are_priced_at_the_cached_rate(
 
 def test_unknown_price_gives_no_cost_and_one_warning(
     server: MockLLMServer,
-    settings: LLMSettings,
+    settings: LLMSettings,  # sets the key variable
     spans: InMemorySpanExporter,
     caplog: pytest.LogCaptureFixture,
     api: str,
 ) -> None:
-    client = get_llm_client_smart(api, request_model="unpriced", settings=settings)
+    model = f"house-model-{uuid.uuid4().hex[:8]}"  # a model no earlier test warned about
+    unpriced = {"provider": "openai", "model": model, "base_url": server.base_url, "api_key_env": "TEST_LLM_KEY"}
+    own = LLMSettings(models={"unpriced": unpriced}, model_default="unpriced")
     with caplog.at_level(logging.WARNING, logger="otel_llm"):
-        client.chat.completions.create(messages=MESSAGES)
-        client.chat.completions.create(messages=MESSAGES)
-    warnings = [r.getMessage() for r in caplog.records if "house-model-7b" in r.getMessage()]
-    assert len(warnings) <= 1  # once per process: an earlier test may already have warned
+        for _ in range(3):
+            get_llm_client_smart(api, settings=own).chat.completions.create(messages=MESSAGES)
+    warnings = [r.getMessage() for r in caplog.records if model in r.getMessage()]
+    assert len(warnings) == 1
     assert spans.get_finished_spans()
     for span in spans.get_finished_spans():
         assert "otel_llm.cost.usd" not in span.attributes
