@@ -5,18 +5,29 @@ Each API of a service gets its own model (request > ``X-LLM-Model`` header >
 ``openai`` client.
 """
 
-from ._client import AsyncLLMClient, LLMClient, get_async_llm_client_smart, get_llm_client_smart
+from ._client import (
+    AsyncAzureLLMClient,
+    AsyncLLMClient,
+    AzureLLMClient,
+    LLMClient,
+    get_async_llm_client_smart,
+    get_llm_client_smart,
+)
 from ._endpoints import AzureEndpoint, OpenAIEndpoint
 from ._errors import ConfigError, StreamTruncatedError, UnknownModelError
-from ._selection import Selection, SelectionSource, select_model
+from ._providers import close_clients
+from ._selection import Headers, Selection, SelectionSource, select_model
 from ._settings import LLMSettings, Price, get_settings, reload_settings
 from ._setup import configure_telemetry
 from ._version import __version__
 
 __all__ = [
+    "AsyncAzureLLMClient",
     "AsyncLLMClient",
     "AzureEndpoint",
+    "AzureLLMClient",
     "ConfigError",
+    "Headers",
     "LLMClient",
     "LLMSettings",
     "OpenAIEndpoint",
@@ -26,6 +37,7 @@ __all__ = [
     "StreamTruncatedError",
     "UnknownModelError",
     "__version__",
+    "close_clients",
     "configure_telemetry",
     "get_async_llm_client_smart",
     "get_llm_client_smart",

@@ -1,51 +1,57 @@
 """One logical call, the way it flows: selection -> attempts (retries, fallbacks)
 -> provider client -> telemetry.
 
-``run_sync`` and ``run_async`` differ only in how they wait; everything else
-(the alias chain, the breakers, the deadline, the telemetry) is shared by
-``LogicalCall``. Each model of the chain gets its attempts from a tenacity
-``Retrying``; when they are spent on retryable errors the next alias is tried,
-all within ``LLM_CALL_TIMEOUT_S``. A stream is retried only before its first
-chunk: the attempt reads that chunk before the stream is handed over.
+A call starts in the client's request path with the SDK's own request (its
+``FinalRequestOptions``, already built from the method's arguments). Each
+attempt sends that request through the SDK client of the alias it tries,
+with that alias's model. ``run_sync`` and ``run_async`` differ only in how
+they wait; everything else (the alias chain, the breakers, the deadline, the
+telemetry) is shared by ``LogicalCall``. Each model of the chain gets its
+attempts from a tenacity ``Retrying``; when they are spent on retryable
+errors the next alias is tried, all within ``LLM_CALL_TIMEOUT_S``. A stream
+is retried only before its first output: the attempt reads that far ahead.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+import httpx2
 import openai
+from openai._legacy_response import LegacyAPIResponse
+from openai._models import FinalRequestOptions
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
+from ._apis import CHAT, Api
 from ._breaker import BreakerState, breaker_for
 from ._cost import cost_function
-from ._endpoints import Endpoint
-from ._errors import StreamTruncatedError
+from ._endpoints import Endpoint, state_home
+from ._guard import guarded
 from ._providers import Provider, async_client, sync_client
+from ._resources import is_selected
 from ._retry import is_retryable, stop_for_call, wait_for_provider
 from ._selection import Selection, with_request_model
 from ._settings import LLMSettings
-from ._streams import AsyncObservedStream, ObservedStream, StreamObserver
+from ._streams import (
+    AsyncObservedStream,
+    ObservedRawResponse,
+    ObservedStream,
+    StreamObserver,
+    read_ahead,
+    read_ahead_async,
+)
 from ._telemetry import AttemptTelemetry, CallTelemetry, error_type
 
-__all__ = ["CHAT", "EMBEDDINGS", "LogicalCall", "Operation", "run_async", "run_sync"]
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """A kind of call: its ``gen_ai.operation.name`` and the SDK method that makes it."""
-
-    name: str
-    method: Callable[[Any], Callable[..., Any]]
-
-
-CHAT = Operation("chat", lambda client: client.chat.completions.create)
-EMBEDDINGS = Operation("embeddings", lambda client: client.embeddings.create)
+__all__ = ["LogicalCall", "run_async", "run_sync"]
 
 _RETRYABLE = retry_if_exception(is_retryable)
+_RAW_RESPONSES = (LegacyAPIResponse, openai.APIResponse, openai.AsyncAPIResponse)
+# A Responses call that continues stored state can only go where that state is.
+_STATEFUL_ARGUMENTS = ("previous_response_id", "conversation")
 
 
 @lru_cache(maxsize=64)
@@ -62,60 +68,77 @@ class LogicalCall:
         "_chain",
         "_deadline",
         "_failures",
+        "_home",
         "_index",
         "alias",
+        "api",
         "attempt",
+        "body",
         "endpoint",
         "hide_usage_chunk",
-        "kwargs",
-        "operation",
+        "options",
         "settings",
         "telemetry",
     )
 
     def __init__(
         self,
-        operation: Operation,
+        api: Api,
         selection: Selection,
         settings: LLMSettings,
-        model: str | None,
-        kwargs: dict[str, Any],
+        options: FinalRequestOptions,
+        client_timeout: float | httpx2.Timeout | openai.NotGiven | None,
     ) -> None:
-        selection = with_request_model(selection, model, settings)
-        self.operation = operation
+        body: dict[str, Any] = options.json_data  # type: ignore[assignment]  # a generating request's JSON object
+        requested = body.get("model")
+        selection = with_request_model(selection, None if is_selected(requested) else requested, settings)
+        self.api = api
         self.settings = settings
+        self.options = options
+        self.body = body
         self._deadline = time.monotonic() + settings.call_timeout_s
         # Each request gets what is left of the deadline, or the caller's own
-        # timeout when shorter. An httpx Timeout object is the caller's to manage.
-        timeout = kwargs.get("timeout")
+        # timeout (the call's, else the client's) when shorter. An httpx
+        # Timeout object is the caller's to manage.
+        timeout = client_timeout if isinstance(options.timeout, openai.NotGiven) else options.timeout
         self._caller_timeout: float | None = timeout if isinstance(timeout, (int, float)) else None
-        self._bounded = self._caller_timeout is not None or timeout is None
-        self.kwargs = kwargs
-        self.hide_usage_chunk = kwargs.get("stream") is True and _request_usage(kwargs)
+        self._bounded = self._caller_timeout is not None or timeout is None or isinstance(timeout, openai.NotGiven)
+        self.hide_usage_chunk = api is CHAT and body.get("stream") is True and _request_usage(body)
         self._chain = [selection.model, *settings.fallback_chain(selection.model)]
         self._index = -1
         self._failures: list[str] = []
         self.alias = selection.model
         self.endpoint: Endpoint = settings.endpoints[self.alias]
+        self._home = state_home(self.endpoint) if any(body.get(name) for name in _STATEFUL_ARGUMENTS) else None
         self.attempt: AttemptTelemetry | None = None
-        self.telemetry = CallTelemetry(operation.name, selection)
+        self.telemetry = CallTelemetry(api, selection)
         self._next_alias(None)
 
     # -- the chain of aliases ---------------------------------------------------
 
     def _next_alias(self, reason: str | None) -> bool:
-        """Move to the next alias that may be tried (an open breaker is skipped unless it is the last)."""
+        """Move to the next alias that may be tried.
+
+        An open breaker is skipped unless it is the last of the chain; an alias
+        that cannot hold the call's stored state is always skipped.
+        """
         previous = self.alias if self._index >= 0 else None
-        while self._index + 1 < len(self._chain):
+        last = len(self._chain) - 1
+        while self._index < last:
             self._index += 1
             alias = self._chain[self._index]
             if previous is not None and reason is not None:
                 self.telemetry.fallback(previous, alias, reason)
+            endpoint = self.settings.endpoints[alias]
+            if self._home is not None and state_home(endpoint) != self._home:
+                self._failures.append(f"{alias}: skipped, it cannot see the stored state")
+                previous, reason = alias, "stateful"
+                continue
             allowed, moved = breaker_for(alias).allow(self.settings.breaker_cooldown_s)
             self._breaker_moved(alias, moved)
-            if allowed or self._index == len(self._chain) - 1:
+            if allowed or self._index == last:
                 self.alias = alias
-                self.endpoint = self.settings.endpoints[alias]
+                self.endpoint = endpoint
                 return True
             self._failures.append(f"{alias}: skipped, circuit open")
             previous, reason = alias, "circuit_open"
@@ -135,7 +158,7 @@ class LogicalCall:
     def _before_sleep(self, retry_state: RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome is not None else None
         if error is not None:
-            self.telemetry.wait(self.alias, retry_state.upcoming_sleep, error)
+            guarded(self.telemetry.wait, self.alias, retry_state.upcoming_sleep, error)
 
     def fall_back(self, error: BaseException) -> bool:
         """The current alias failed for good: move down the chain, or end the call (``False``)."""
@@ -146,51 +169,60 @@ class LogicalCall:
                 f"otel-llm: API {self.telemetry.selection.api_name!r}, every attempt failed: "
                 + "; ".join(self._failures)
             )
-        self.telemetry.end(self.alias, self._index > 0, error)
+        self._end(error_type(error))
         return False
 
     # -- one attempt --------------------------------------------------------------
 
-    def start_attempt(self, provider: Provider[Any]) -> Callable[..., Any]:
-        """Open the attempt span and bound the request by the deadline; returns the SDK method to call."""
+    def start_attempt(self, provider: Provider[Any]) -> FinalRequestOptions:
+        """Open the attempt span and aim the request at the current alias; returns its options."""
+        options = self.options
+        self.body["model"] = self.endpoint.request_model
         if self._bounded:
             remaining = max(self._deadline - time.monotonic(), 0.001)
             caller = self._caller_timeout
-            self.kwargs["timeout"] = remaining if caller is None else min(caller, remaining)
+            options.timeout = remaining if caller is None else min(caller, remaining)
         self.attempt = AttemptTelemetry(
             self.telemetry,
             self.alias,
             self.endpoint,
             (provider.address, provider.port),
-            self.kwargs,
+            self.body,
             cost_function(self.alias, self.endpoint, self.settings),
             self.settings.capture_message_content,
         )
-        return self.operation.method(provider.client)
+        return options
 
     def attempt_failed(self, error: BaseException) -> None:
         assert self.attempt is not None
         self._failures.append(f"#{self.telemetry.attempts} {self.alias}: {error_type(error)}")
-        self.attempt.failed(error)
+        guarded(self.attempt.failed, error)
         self._breaker_report(error)
 
-    def completed(self, response: Any) -> Any:
+    def completed(self, response: Any) -> None:
+        """A whole response arrived (for a raw response: its parsed body)."""
         assert self.attempt is not None
         self._breaker_report(None)
-        self.attempt.response(response)
-        self.telemetry.end(self.alias, self._index > 0, None)
-        return response
+        answer = guarded(self.api.read, response, self.attempt.capture, default=None)
+        if answer is not None:
+            guarded(self.attempt.answered, answer)
+        self._end(answer.error_type if answer is not None else None)
 
-    def streaming(self, stream: openai.Stream[Any] | openai.AsyncStream[Any]) -> StreamObserver:
-        """The stream's first chunk arrived: from here on it is the caller's."""
-        assert self.attempt is not None
-        self._breaker_report(None)
-        return StreamObserver(self.attempt, stream.response, self.hide_usage_chunk, self._stream_ended)
+    def observer(self, response: Any) -> StreamObserver:
+        """The observer of a stream this attempt opened (``response``: its HTTP response)."""
+        assert self.attempt is not None and self.api.stream_reader is not None
+        return StreamObserver(self.attempt, response, self.api.stream_reader(self.hide_usage_chunk))
 
-    def _stream_ended(self, error: BaseException | None) -> None:
-        if error is not None:
-            self._breaker_report(error)
-        self.telemetry.end(self.alias, self._index > 0, error)
+    def handed_over(self, observer: StreamObserver) -> None:
+        """From here on the stream is the caller's: it reports once, when it ends."""
+        observer.on_end = self._stream_ended
+
+    def _stream_ended(self, error: BaseException | None, kind: str | None) -> None:
+        self._breaker_report(error)
+        self._end(kind)
+
+    def _end(self, error: str | None) -> None:
+        guarded(self.telemetry.end, self.alias, self._index > 0, error)
 
     def _breaker_report(self, error: BaseException | None) -> None:
         """Tell the current alias's breaker how it went: a retryable error is a
@@ -204,72 +236,87 @@ class LogicalCall:
 
     def _breaker_moved(self, alias: str, state: BreakerState | None) -> None:
         if state is not None:
-            self.telemetry.breaker(alias, state)
+            guarded(self.telemetry.breaker, alias, state)
 
 
-def _request_usage(kwargs: dict[str, Any]) -> bool:
-    """Ask a stream for its usage chunk; whether to hide it (the caller did not ask)."""
-    options = kwargs.get("stream_options")
-    options = options if isinstance(options, dict) else {}
+def _request_usage(body: dict[str, Any]) -> bool:
+    """Ask a chat stream for its usage chunk; whether to hide it (the caller did not ask)."""
+    options = body.get("stream_options")
+    options = options if isinstance(options, Mapping) else {}
     if options.get("include_usage"):
         return False
-    kwargs["stream_options"] = {**options, "include_usage": True}
+    body["stream_options"] = {**options, "include_usage": True}
     return True
 
 
-def run_sync(call: LogicalCall) -> Any:
+def run_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     while True:
         try:
             for attempt in Retrying(**call.retrying()):
                 with attempt:
-                    return _attempt_sync(call)
+                    return _attempt_sync(call, cast_to, stream, stream_cls)
         except BaseException as error:
             if not call.fall_back(error):
                 raise
 
 
-def _attempt_sync(call: LogicalCall) -> Any:
-    create = call.start_attempt(sync_client(call.alias, call.endpoint, call.settings.http_spans))
+def _attempt_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
+    provider = sync_client(call.alias, call.endpoint, call.settings.http_spans)
+    options = call.start_attempt(provider)
     assert call.attempt is not None
     try:
-        result = create(model=call.endpoint.request_model, **call.kwargs)
-        if not isinstance(result, openai.Stream):
-            return call.completed(result)
-        first = next(result, None)
-        if first is None:
-            raise StreamTruncatedError(result.response.request)
+        result = provider.client.request(cast_to, options, stream=stream, stream_cls=stream_cls)
+        raw = isinstance(result, _RAW_RESPONSES)
+        if not stream:
+            call.completed(result.parse() if raw else result)
+            return result
+        if raw:  # its bytes are the caller's: nothing is read ahead
+            observer = call.observer(result.http_response)
+            handed: Any = ObservedRawResponse(result, observer, ObservedStream)
+        else:
+            observer = call.observer(result.response)
+            handed = ObservedStream(result, observer, read_ahead(result, observer))
     except BaseException as error:
         call.attempt_failed(error)
         raise
     finally:
         call.attempt.detach()
-    return ObservedStream(result, call.streaming(result), first)
+    call.handed_over(observer)
+    return handed
 
 
-async def run_async(call: LogicalCall) -> Any:
+async def run_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     while True:
         try:
             async for attempt in AsyncRetrying(**call.retrying()):
                 with attempt:
-                    return await _attempt_async(call)
+                    return await _attempt_async(call, cast_to, stream, stream_cls)
         except BaseException as error:
             if not call.fall_back(error):
                 raise
 
 
-async def _attempt_async(call: LogicalCall) -> Any:
-    create = call.start_attempt(async_client(call.alias, call.endpoint, call.settings.http_spans))
+async def _attempt_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
+    provider = async_client(call.alias, call.endpoint, call.settings.http_spans)
+    options = call.start_attempt(provider)
     assert call.attempt is not None
     try:
-        result = await create(model=call.endpoint.request_model, **call.kwargs)
-        if not isinstance(result, openai.AsyncStream):
-            return call.completed(result)
-        first = await anext(result, None)
-        if first is None:
-            raise StreamTruncatedError(result.response.request)
+        result = await provider.client.request(cast_to, options, stream=stream, stream_cls=stream_cls)
+        raw = isinstance(result, _RAW_RESPONSES)
+        if not stream:
+            parsed = result.parse() if raw else result
+            call.completed(await parsed if inspect.isawaitable(parsed) else parsed)
+            return result
+        if raw:
+            observer = call.observer(result.http_response)
+            handed: Any = ObservedRawResponse(result, observer, AsyncObservedStream)
+        else:
+            observer = call.observer(result.response)
+            handed = AsyncObservedStream(result, observer, await read_ahead_async(result, observer))
     except BaseException as error:
         call.attempt_failed(error)
         raise
     finally:
         call.attempt.detach()
-    return AsyncObservedStream(result, call.streaming(result), first)
+    call.handed_over(observer)
+    return handed

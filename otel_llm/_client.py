@@ -1,24 +1,57 @@
-"""Drop-in clients: ``client.chat.completions.create`` and ``client.embeddings.create``
-with the ``openai`` SDK's arguments and return types, for one API of a service.
+"""Drop-in clients: an ``openai.OpenAI`` (or ``AzureOpenAI``, or their async twins)
+bound to one API's selection.
 
-``model`` may be left out: the selection fills it. A ``model`` passed to a call
-counts as ``request_model`` (honoured when ``ENABLE_LLM_MODEL_OVERRIDE`` is on).
+The client is the SDK's own class, with every resource, argument and type
+of it; only its request path differs. Every SDK method ends in
+``client.request(cast_to, options, stream=..., stream_cls=...)``. There a
+request that generates (``POST`` to chat completions, the Responses API or
+embeddings) becomes a logical call: selection, attempts, fallbacks and
+telemetry, each attempt sent through the SDK client of the alias it tries.
+Any other request (``models``, ``files``, ``responses.retrieve``, ...) goes to
+the selected alias's SDK client unchanged. A method the SDK adds next year
+ends in the same place, so it works the day it ships.
+
+The client itself sends nothing: it holds no connection pool, and leaving
+``with client:`` closes nothing (other requests share the pools).
+``close_clients()`` closes the shared SDK clients at shutdown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Literal, overload
+import functools
+import os
+from typing import TYPE_CHECKING, Any
 
+import httpx2
 import openai
-from openai.types import CreateEmbeddingResponse
-from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
+from openai._models import FinalRequestOptions
 
-from ._call import CHAT, EMBEDDINGS, LogicalCall, Operation, run_async, run_sync
+from . import _resources as resources
+from ._apis import API_BY_PATH, Api
+from ._call import LogicalCall, run_async, run_sync
+from ._derived import derived
+from ._endpoints import AzureEndpoint, Endpoint, key_env
+from ._errors import ConfigError
+from ._providers import async_client, sync_client
 from ._selection import Headers, Selection, select_model
 from ._settings import LLMSettings, get_settings
 
-__all__ = ["AsyncLLMClient", "LLMClient", "get_async_llm_client_smart", "get_llm_client_smart"]
+__all__ = [
+    "AsyncAzureLLMClient",
+    "AsyncLLMClient",
+    "AzureLLMClient",
+    "LLMClient",
+    "get_async_llm_client_smart",
+    "get_llm_client_smart",
+]
+
+# Clients per settings object: selections are few (APIs x aliases x sources);
+# past this many, clients are built per request instead of kept.
+_MAX_CLIENTS = 4096
+# What with_options() may change: the rest (key, URL, HTTP client) is the alias's configuration.
+_CLIENT_OPTIONS = frozenset(
+    {"timeout", "max_retries", "default_headers", "set_default_headers", "default_query", "set_default_query"}
+)
 
 
 def get_llm_client_smart(
@@ -29,11 +62,12 @@ def get_llm_client_smart(
 ) -> LLMClient:
     """A client for ``api_name`` whose calls go to the selected model.
 
-    Cheap enough to call per request: the ``openai`` clients behind it are
-    cached per endpoint and key.
+    Cheap enough to call per request: the client of each selection is built
+    once, and the ``openai`` clients behind it are cached per endpoint and key.
     """
     settings = settings or get_settings()
-    return LLMClient(select_model(api_name, request_model, headers, settings), settings)
+    client: LLMClient = _client_for(select_model(api_name, request_model, headers, settings), settings, False)
+    return client
 
 
 def get_async_llm_client_smart(
@@ -44,139 +78,217 @@ def get_async_llm_client_smart(
 ) -> AsyncLLMClient:
     """The async twin of :func:`get_llm_client_smart`."""
     settings = settings or get_settings()
-    return AsyncLLMClient(select_model(api_name, request_model, headers, settings), settings)
+    client: AsyncLLMClient = _client_for(select_model(api_name, request_model, headers, settings), settings, True)
+    return client
 
 
-class _BaseClient:
-    __slots__ = ("_settings", "selection")
+def _client_for(selection: Selection, settings: LLMSettings, is_async: bool) -> Any:
+    clients = derived(settings).clients
+    key = (selection, is_async)
+    client = clients.get(key)
+    if client is None:
+        endpoint = settings.endpoints[selection.model]
+        client = _CLASSES[isinstance(endpoint, AzureEndpoint), is_async].bound_to(selection, settings, endpoint)
+        if len(clients) < _MAX_CLIENTS:
+            clients[key] = client
+    return client
 
-    def __init__(self, selection: Selection, settings: LLMSettings) -> None:
-        self.selection = selection
-        """The selection behind this client."""
-        self._settings = settings
 
-    def _call(self, operation: Operation, model: str | None, kwargs: dict[str, Any]) -> LogicalCall:
-        return LogicalCall(operation, self.selection, self._settings, model, kwargs)
+class _ApiKey:
+    """The SDK's key callable: read from the alias's variable whenever the SDK needs it."""
+
+    __slots__ = ("_variable",)
+
+    def __init__(self, variable: str) -> None:
+        self._variable = variable
+
+    def __call__(self) -> str:
+        key = os.environ.get(self._variable)
+        if not key:
+            raise ConfigError(f"{self._variable} is not set: the selected alias reads its API key from it")
+        return key
+
+    def __repr__(self) -> str:
+        return f"<API key from {self._variable}>"
+
+
+@functools.cache
+def _idle_http_client(is_async: bool) -> httpx2.Client | httpx2.AsyncClient:
+    """The HTTP client our clients hold but never send through (the SDK wants one)."""
+    return openai.DefaultAsyncHttpxClient() if is_async else openai.DefaultHttpxClient()
+
+
+class _Bound:
+    """What the sync and async clients share: the selection, and how a request is routed."""
+
+    selection: Selection
+    """The selection behind this client."""
+    _settings: LLMSettings
+
+    @classmethod
+    def bound_to(cls, selection: Selection, settings: LLMSettings, endpoint: Endpoint) -> Any:
+        client = cls(  # type: ignore[call-arg]
+            api_key=_ApiKey(key_env(endpoint)),
+            max_retries=0,
+            http_client=_idle_http_client(issubclass(cls, openai.AsyncOpenAI)),
+            **endpoint.client_options,
+        )
+        client.selection = selection
+        client._settings = settings
+        return client
+
+    def _generating(self, options: FinalRequestOptions) -> Api | None:
+        """The API a request generates with, or ``None`` for a request passed through."""
+        api = API_BY_PATH.get(options.url) if options.method == "post" else None
+        return api if api is not None and isinstance(options.json_data, dict) else None
+
+    def _with_client_options(self, options: FinalRequestOptions) -> FinalRequestOptions:
+        """Apply what ``with_options`` set (headers, query) to a request sent by another SDK client."""
+        custom_headers: dict[str, Any] = self._custom_headers  # type: ignore[attr-defined]
+        custom_query: dict[str, Any] = self._custom_query  # type: ignore[attr-defined]
+        if custom_headers:
+            headers = options.headers if not isinstance(options.headers, openai.NotGiven) else {}
+            options.headers = {**custom_headers, **headers}
+        if custom_query:
+            options.params = {**custom_query, **options.params}
+        return options
+
+    @property
+    def _own_timeout(self) -> float | httpx2.Timeout | openai.NotGiven | None:
+        """The timeout ``with_options`` set, or ``NOT_GIVEN`` for the SDK's default."""
+        timeout: float | httpx2.Timeout | None = self.timeout  # type: ignore[attr-defined]
+        return openai.NOT_GIVEN if timeout == openai.DEFAULT_TIMEOUT else timeout
+
+    def _copy_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        unsupported = sorted(set(options) - _CLIENT_OPTIONS)
+        if unsupported:
+            raise TypeError(
+                f"with_options({', '.join(unsupported)}=...) is not supported by an otel-llm client: "
+                "the endpoint, key and HTTP client come from the alias's configuration (LLM_MODELS)"
+            )
+        options.pop("max_retries", None)  # retries are otel-llm's own; the SDK's stay off
+        return options
+
+    def _bind_copy(self, copy: Any) -> Any:
+        copy.selection = self.selection
+        copy._settings = self._settings
+        return copy
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.selection!r})"
 
 
-class LLMClient(_BaseClient):
-    """Synchronous drop-in for an ``openai.OpenAI`` client, bound to one API."""
+class LLMClient(_Bound, openai.OpenAI):
+    """An ``openai.OpenAI`` bound to one API: its generating calls go to the selected model.
 
-    __slots__ = ("chat", "embeddings")
+    ``model`` may be left out of every generating call; a ``model`` passed to
+    a call counts as ``request_model`` (honoured when ``ENABLE_LLM_MODEL_OVERRIDE`` is on).
+    """
 
-    def __init__(self, selection: Selection, settings: LLMSettings) -> None:
-        super().__init__(selection, settings)
-        self.chat = _Chat(self)
-        self.embeddings = _Embeddings(self)
+    @functools.cached_property
+    def chat(self) -> resources.Chat:
+        return resources.Chat(self)
 
+    @functools.cached_property
+    def embeddings(self) -> resources.Embeddings:
+        return resources.Embeddings(self)
 
-class AsyncLLMClient(_BaseClient):
-    """Async drop-in for an ``openai.AsyncOpenAI`` client, bound to one API."""
+    @functools.cached_property
+    def responses(self) -> resources.Responses:
+        return resources.Responses(self)
 
-    __slots__ = ("chat", "embeddings")
+    @functools.cached_property
+    def with_raw_response(self) -> resources.LLMClientWithRawResponse:
+        return resources.LLMClientWithRawResponse(self)
 
-    def __init__(self, selection: Selection, settings: LLMSettings) -> None:
-        super().__init__(selection, settings)
-        self.chat = _AsyncChat(self)
-        self.embeddings = _AsyncEmbeddings(self)
+    @functools.cached_property
+    def with_streaming_response(self) -> resources.LLMClientWithStreamedResponse:
+        return resources.LLMClientWithStreamedResponse(self)
 
+    def request(
+        self, cast_to: Any, options: FinalRequestOptions, *, stream: bool = False, stream_cls: Any = None
+    ) -> Any:
+        options = self._with_client_options(options)
+        api = self._generating(options)
+        if api is None:
+            if isinstance(options.timeout, openai.NotGiven):
+                options.timeout = self.timeout
+            endpoint = self._settings.endpoints[self.selection.model]
+            sdk = sync_client(self.selection.model, endpoint, self._settings.http_spans).client
+            return sdk.request(cast_to, options, stream=stream, stream_cls=stream_cls)
+        call = LogicalCall(api, self.selection, self._settings, options, self._own_timeout)
+        return run_sync(call, cast_to, stream, stream_cls)
 
-class _Chat:
-    __slots__ = ("completions",)
+    def close(self) -> None:
+        """Nothing to close: the SDK clients behind this one are shared (see ``close_clients()``)."""
 
-    def __init__(self, client: LLMClient) -> None:
-        self.completions = _Completions(client)
+    if not TYPE_CHECKING:  # type checkers keep the SDK's signature
 
+        def copy(self, **options: Any) -> LLMClient:
+            return self._bind_copy(super().copy(**self._copy_options(options)))
 
-class _AsyncChat:
-    __slots__ = ("completions",)
-
-    def __init__(self, client: AsyncLLMClient) -> None:
-        self.completions = _AsyncCompletions(client)
-
-
-class _Completions:
-    __slots__ = ("_client",)
-
-    def __init__(self, client: LLMClient) -> None:
-        self._client = client
-
-    @overload
-    def create(
-        self,
-        *,
-        messages: Iterable[ChatCompletionMessageParam],
-        model: str | None = None,
-        stream: Literal[False] | None = None,
-        **kwargs: Any,
-    ) -> ChatCompletion: ...
-    @overload
-    def create(
-        self,
-        *,
-        messages: Iterable[ChatCompletionMessageParam],
-        model: str | None = None,
-        stream: Literal[True],
-        **kwargs: Any,
-    ) -> openai.Stream[ChatCompletionChunk]: ...
-    def create(self, *, model: str | None = None, **kwargs: Any) -> ChatCompletion | openai.Stream[ChatCompletionChunk]:
-        """``openai.OpenAI().chat.completions.create``, on the selected model."""
-        return run_sync(self._client._call(CHAT, model, kwargs))  # type: ignore[no-any-return]
+        with_options = copy
 
 
-class _AsyncCompletions:
-    __slots__ = ("_client",)
-
-    def __init__(self, client: AsyncLLMClient) -> None:
-        self._client = client
-
-    @overload
-    async def create(
-        self,
-        *,
-        messages: Iterable[ChatCompletionMessageParam],
-        model: str | None = None,
-        stream: Literal[False] | None = None,
-        **kwargs: Any,
-    ) -> ChatCompletion: ...
-    @overload
-    async def create(
-        self,
-        *,
-        messages: Iterable[ChatCompletionMessageParam],
-        model: str | None = None,
-        stream: Literal[True],
-        **kwargs: Any,
-    ) -> openai.AsyncStream[ChatCompletionChunk]: ...
-    async def create(
-        self, *, model: str | None = None, **kwargs: Any
-    ) -> ChatCompletion | openai.AsyncStream[ChatCompletionChunk]:
-        """``openai.AsyncOpenAI().chat.completions.create``, on the selected model."""
-        return await run_async(self._client._call(CHAT, model, kwargs))  # type: ignore[no-any-return]
+class AzureLLMClient(LLMClient, openai.AzureOpenAI):
+    """An :class:`LLMClient` whose selected alias is an Azure OpenAI deployment."""
 
 
-class _Embeddings:
-    __slots__ = ("_client",)
+class AsyncLLMClient(_Bound, openai.AsyncOpenAI):
+    """The async twin of :class:`LLMClient`: an ``openai.AsyncOpenAI`` bound to one API."""
 
-    def __init__(self, client: LLMClient) -> None:
-        self._client = client
+    @functools.cached_property
+    def chat(self) -> resources.AsyncChat:
+        return resources.AsyncChat(self)
 
-    def create(self, *, input: Any, model: str | None = None, **kwargs: Any) -> CreateEmbeddingResponse:
-        """``openai.OpenAI().embeddings.create``, on the selected model."""
-        kwargs["input"] = input
-        return run_sync(self._client._call(EMBEDDINGS, model, kwargs))  # type: ignore[no-any-return]
+    @functools.cached_property
+    def embeddings(self) -> resources.AsyncEmbeddings:
+        return resources.AsyncEmbeddings(self)
+
+    @functools.cached_property
+    def responses(self) -> resources.AsyncResponses:
+        return resources.AsyncResponses(self)
+
+    @functools.cached_property
+    def with_raw_response(self) -> resources.AsyncLLMClientWithRawResponse:
+        return resources.AsyncLLMClientWithRawResponse(self)
+
+    @functools.cached_property
+    def with_streaming_response(self) -> resources.AsyncLLMClientWithStreamedResponse:
+        return resources.AsyncLLMClientWithStreamedResponse(self)
+
+    async def request(
+        self, cast_to: Any, options: FinalRequestOptions, *, stream: bool = False, stream_cls: Any = None
+    ) -> Any:
+        options = self._with_client_options(options)
+        api = self._generating(options)
+        if api is None:
+            if isinstance(options.timeout, openai.NotGiven):
+                options.timeout = self.timeout
+            endpoint = self._settings.endpoints[self.selection.model]
+            sdk = async_client(self.selection.model, endpoint, self._settings.http_spans).client
+            return await sdk.request(cast_to, options, stream=stream, stream_cls=stream_cls)
+        call = LogicalCall(api, self.selection, self._settings, options, self._own_timeout)
+        return await run_async(call, cast_to, stream, stream_cls)
+
+    async def close(self) -> None:
+        """Nothing to close: the SDK clients behind this one are shared (see ``close_clients()``)."""
+
+    if not TYPE_CHECKING:
+
+        def copy(self, **options: Any) -> AsyncLLMClient:
+            return self._bind_copy(super().copy(**self._copy_options(options)))
+
+        with_options = copy
 
 
-class _AsyncEmbeddings:
-    __slots__ = ("_client",)
+class AsyncAzureLLMClient(AsyncLLMClient, openai.AsyncAzureOpenAI):
+    """An :class:`AsyncLLMClient` whose selected alias is an Azure OpenAI deployment."""
 
-    def __init__(self, client: AsyncLLMClient) -> None:
-        self._client = client
 
-    async def create(self, *, input: Any, model: str | None = None, **kwargs: Any) -> CreateEmbeddingResponse:
-        """``openai.AsyncOpenAI().embeddings.create``, on the selected model."""
-        kwargs["input"] = input
-        return await run_async(self._client._call(EMBEDDINGS, model, kwargs))  # type: ignore[no-any-return]
+_CLASSES: dict[tuple[bool, bool], type[_Bound]] = {
+    (False, False): LLMClient,
+    (True, False): AzureLLMClient,
+    (False, True): AsyncLLMClient,
+    (True, True): AsyncAzureLLMClient,
+}

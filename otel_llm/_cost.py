@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from ._derived import derived
 from ._endpoints import AzureEndpoint, Endpoint
 from ._settings import LLMSettings
 
@@ -30,7 +31,7 @@ _warned: set[str] = set()
 
 def cost_function(alias: str, endpoint: Endpoint, settings: LLMSettings) -> CostFunction | None:
     """How to price a call to ``alias``, or ``None`` when its price is unknown (memoised per settings)."""
-    costs = settings._costs
+    costs = derived(settings).costs
     try:
         return costs[alias]
     except KeyError:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import openai
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-__all__ = ["AzureEndpoint", "Endpoint", "OpenAIEndpoint"]
+__all__ = ["AzureEndpoint", "Endpoint", "OpenAIEndpoint", "key_env", "state_home"]
 
 _Name = Annotated[str, Field(min_length=1)]
 
@@ -59,6 +59,10 @@ class OpenAIEndpoint(_EndpointBase):
     def url(self) -> str:
         return str(self.base_url) if self.base_url else "(openai SDK default, OPENAI_BASE_URL)"
 
+    @property
+    def server(self) -> str | None:
+        return str(self.base_url) if self.base_url else None
+
 
 class AzureEndpoint(_EndpointBase):
     """An Azure OpenAI deployment; the deployment name is what is sent."""
@@ -89,6 +93,10 @@ class AzureEndpoint(_EndpointBase):
     def url(self) -> str:
         return f"{str(self.endpoint).rstrip('/')}/openai/deployments/{self.deployment}"
 
+    @property
+    def server(self) -> str | None:
+        return str(self.endpoint)
+
 
 Endpoint = Annotated[OpenAIEndpoint | AzureEndpoint, Field(discriminator="provider")]
 """An entry of ``LLM_MODELS``, told apart by its ``provider`` field."""
@@ -97,3 +105,8 @@ Endpoint = Annotated[OpenAIEndpoint | AzureEndpoint, Field(discriminator="provid
 def key_env(endpoint: OpenAIEndpoint | AzureEndpoint) -> str:
     """The variable the key is read from: the configured one or the SDK's own."""
     return endpoint.api_key_env or endpoint.default_key_env
+
+
+def state_home(endpoint: OpenAIEndpoint | AzureEndpoint) -> tuple[str, str | None, str]:
+    """Where a provider keeps stored responses and conversations: its server and account (key variable)."""
+    return endpoint.provider, endpoint.server, key_env(endpoint)

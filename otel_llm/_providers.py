@@ -22,7 +22,7 @@ from ._endpoints import Endpoint, key_env
 from ._errors import ConfigError
 from ._transport import async_http_client, sync_http_client
 
-__all__ = ["Provider", "async_client", "sync_client"]
+__all__ = ["Provider", "async_client", "close_clients", "sync_client"]
 
 _Client = TypeVar("_Client", openai.OpenAI, openai.AsyncOpenAI)
 
@@ -69,6 +69,14 @@ class _ClientCache(Generic[_Client]):
             client = self._add(alias, endpoint, api_key, http_spans)
         return client
 
+    def take_all(self) -> list[_Client]:
+        """Forget every client; the distinct ones, for closing."""
+        with _lock:
+            clients = list({id(p.client): p.client for p in self._by_server.values()}.values())
+            self._by_server.clear()
+            self._by_endpoint.clear()
+        return clients
+
     def _add(self, alias: str, endpoint: Endpoint, api_key: str | None, http_spans: bool) -> Provider[_Client]:
         if not api_key:
             raise ConfigError(f"{key_env(endpoint)} is not set: alias {alias!r} reads its API key from it")
@@ -101,3 +109,30 @@ def async_client(alias: str, endpoint: Endpoint, http_spans: bool = True) -> Pro
         with _lock:
             clients = _async_clients.setdefault(loop, _ClientCache(_build_async))
     return clients.get(alias, endpoint, http_spans)
+
+
+def close_clients() -> None:
+    """Close every cached SDK client and its connection pool (at shutdown).
+
+    Clients asked for later are built anew. Async clients are closed on their
+    own event loop when it still runs, else dropped with it.
+    """
+    for client in _sync_clients.take_all():
+        client.close()
+    for loop, clients in list(_async_clients.items()):
+        for async_sdk in clients.take_all():
+            if not loop.is_closed():
+                _close_on(loop, async_sdk)
+
+
+def _close_on(loop: asyncio.AbstractEventLoop, client: openai.AsyncOpenAI) -> None:
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(client.close())
+    elif loop.is_running():
+        asyncio.run_coroutine_threadsafe(client.close(), loop)
+    else:
+        loop.run_until_complete(client.close())

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from ._derived import derived
 from ._errors import ConfigError, UnknownModelError
 from ._settings import LLMSettings, api_variable, get_settings
 
@@ -69,7 +70,7 @@ def with_request_model(selection: Selection, request_model: str | None, settings
 
 def configured_selection(api_name: str, settings: LLMSettings) -> Selection:
     """The selection from ``LLM_MODEL_<API>`` or the default, memoised per API name."""
-    memo = settings._selections
+    memo = derived(settings).selections
     selection = memo.get(api_name)
     if selection is None:
         selection = _configured(api_name, settings)

@@ -14,7 +14,7 @@ import threading
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import (
     AliasChoices,
@@ -36,11 +36,6 @@ from pydantic_settings import (
 
 from ._endpoints import Endpoint, OpenAIEndpoint
 from ._errors import ConfigError
-
-if TYPE_CHECKING:
-    from ._cost import CostFunction
-    from ._selection import Selection
-
 
 __all__ = ["LLMSettings", "Price", "api_variable", "get_settings", "reload_settings"]
 
@@ -167,8 +162,6 @@ class LLMSettings(BaseSettings):
         _check_fallbacks(self.fallbacks, self.endpoints)
         return self
 
-    # Settings are immutable, so what is derived from them is computed once.
-
     @cached_property
     def endpoints(self) -> dict[str, Endpoint]:
         """Every known alias and where it lives."""
@@ -179,16 +172,6 @@ class LLMSettings(BaseSettings):
             if alias is not None and alias not in endpoints:
                 endpoints[alias] = OpenAIEndpoint(model=alias)
         return endpoints
-
-    @cached_property
-    def _selections(self) -> dict[str, Selection]:
-        """Selections that depend on the API name alone, memoised by the selection module."""
-        return {}
-
-    @cached_property
-    def _costs(self) -> dict[str, CostFunction | None]:
-        """Each alias's price, memoised by the cost module."""
-        return {}
 
     def fallback_chain(self, alias: str) -> list[str]:
         """The aliases tried after ``alias``, in order."""

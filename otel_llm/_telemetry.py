@@ -10,9 +10,7 @@ and nothing is logged per call.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from timeit import default_timer
 from typing import Any
@@ -23,53 +21,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import _semconv as names
+from ._apis import Answer, Api, Usage
 from ._cost import CostFunction
 from ._endpoints import Endpoint
 from ._selection import Selection
 from ._semconv import gen_ai, instruments, tracer
 
-__all__ = ["AttemptTelemetry", "CallTelemetry", "Usage", "error_type"]
+__all__ = ["AttemptTelemetry", "CallTelemetry", "error_type"]
 
 Attributes = dict[str, AttributeValue]
-
-# Request arguments recorded on the attempt span, when the caller set them.
-_REQUEST_ATTRIBUTES = {
-    "temperature": gen_ai.GEN_AI_REQUEST_TEMPERATURE,
-    "top_p": gen_ai.GEN_AI_REQUEST_TOP_P,
-    "max_tokens": gen_ai.GEN_AI_REQUEST_MAX_TOKENS,
-    "max_completion_tokens": gen_ai.GEN_AI_REQUEST_MAX_TOKENS,
-    "frequency_penalty": gen_ai.GEN_AI_REQUEST_FREQUENCY_PENALTY,
-    "presence_penalty": gen_ai.GEN_AI_REQUEST_PRESENCE_PENALTY,
-    "seed": gen_ai.GEN_AI_REQUEST_SEED,
-    "n": gen_ai.GEN_AI_REQUEST_CHOICE_COUNT,
-    "stop": gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES,
-    "dimensions": gen_ai.GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
-    "encoding_format": gen_ai.GEN_AI_REQUEST_ENCODING_FORMATS,
-}
-
-
-@dataclass(slots=True)
-class Usage:
-    """Token counts of one response, as the provider reported them."""
-
-    input_tokens: int
-    output_tokens: int | None
-    """``None`` for embeddings, which have no output tokens."""
-    cached_input_tokens: int = 0
-    reasoning_tokens: int = 0
-
-    @classmethod
-    def of(cls, usage: Any) -> Usage:
-        """From an ``openai`` ``CompletionUsage`` (chat) or embeddings ``Usage``."""
-        cached = reasoning = 0
-        details = getattr(usage, "prompt_tokens_details", None)
-        if details is not None:
-            cached = details.cached_tokens or 0
-        details = getattr(usage, "completion_tokens_details", None)
-        if details is not None:
-            reasoning = details.reasoning_tokens or 0
-        return cls(usage.prompt_tokens or 0, getattr(usage, "completion_tokens", None), cached, reasoning)
-
 
 _error_types: dict[type[BaseException], str] = {}
 
@@ -145,24 +105,24 @@ class CallTelemetry:
 
     __slots__ = (
         "_start",
+        "api",
         "attempts",
         "context",
         "cost",
         "input_tokens",
-        "operation",
         "output_tokens",
         "selection",
         "span",
     )
 
-    def __init__(self, operation: str, selection: Selection) -> None:
-        self.operation = operation
+    def __init__(self, api: Api, selection: Selection) -> None:
+        self.api = api
         self.selection = selection
         self.attempts = 0
         self.input_tokens: int | None = None  # totals over the attempts that reported usage
         self.output_tokens: int | None = None
         self.cost: float | None = None
-        name, attributes = _call_shape(operation, selection.api_name, selection.source)
+        name, attributes = _call_shape(api.operation, selection.api_name, selection.source)
         self._start = default_timer()
         self.span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
         self.context = trace.set_span_in_context(self.span)
@@ -191,8 +151,8 @@ class CallTelemetry:
         self.span.add_event(names.BREAKER_EVENT, attributes)
         instruments.breaker_transitions.add(1, attributes)
 
-    def end(self, alias: str, fallback_used: bool, error: BaseException | None) -> None:
-        """The call is over: record its outcome and totals."""
+    def end(self, alias: str, fallback_used: bool, error: str | None) -> None:
+        """The call is over: record its outcome and totals (``error``: its ``error.type``)."""
         duration = default_timer() - self._start
         span = self.span
         attributes: Attributes = {
@@ -209,8 +169,8 @@ class CallTelemetry:
         outcome = "fallback" if fallback_used else "ok"
         if error is not None:
             outcome = "error"
-            kind = attributes[names.ERROR_TYPE] = error_type(error)
-            span.set_status(Status(StatusCode.ERROR, kind))
+            attributes[names.ERROR_TYPE] = error
+            span.set_status(Status(StatusCode.ERROR, error))
         span.set_attributes(attributes)
         span.end()
         instruments.call_duration.record(
@@ -232,7 +192,7 @@ class AttemptTelemetry:
     """One attempt: a CLIENT span under the call, current while the request is sent
     (so that the HTTP span nests under it)."""
 
-    __slots__ = ("_start", "_token", "call", "capture", "context", "cost_of", "kwargs", "shape", "span")
+    __slots__ = ("_start", "_token", "api", "body", "call", "capture", "context", "cost_of", "shape", "span")
 
     def __init__(
         self,
@@ -240,16 +200,17 @@ class AttemptTelemetry:
         alias: str,
         endpoint: Endpoint,
         server: tuple[str, int | None],
-        kwargs: Mapping[str, Any],
+        body: Mapping[str, Any],
         cost_of: CostFunction | None,
         capture: bool,
     ) -> None:
         call.attempts += 1
         self.call = call
-        self.kwargs = kwargs
+        self.api = call.api
+        self.body = body
         self.cost_of = cost_of
         self.capture = capture
-        self.shape = shape = _attempt_shape(call.operation, call.selection.api_name, alias, endpoint, *server)
+        self.shape = shape = _attempt_shape(self.api.operation, call.selection.api_name, alias, endpoint, *server)
         self._start = default_timer()
         self.span = tracer.start_span(shape.span_name, call.context, SpanKind.CLIENT, shape.span)
         self.context = trace.set_span_in_context(self.span)
@@ -265,50 +226,42 @@ class AttemptTelemetry:
         return default_timer() - self._start
 
     def failed(self, error: BaseException) -> None:
-        self._end({}, None, error)
+        self._end({}, None, error_type(error))
 
-    def response(self, response: Any) -> None:
-        """A complete (non-streamed) response arrived: record it and end the attempt."""
-        attributes: Attributes = {gen_ai.GEN_AI_RESPONSE_MODEL: response.model}
-        if getattr(response, "id", None):
-            attributes[gen_ai.GEN_AI_RESPONSE_ID] = response.id
-        choices = getattr(response, "choices", None)
-        if choices is not None:
-            attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = [choice.finish_reason or "" for choice in choices]
-            if self.capture:
-                attributes[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _output_messages(choices)
-        usage = Usage.of(response.usage) if response.usage is not None else None
-        self._end(attributes, usage, None)
+    def answered(self, answer: Answer, time_to_first_chunk: float | None = None, error: str | None = None) -> None:
+        """The response is complete (or its stream is over): record what it carried and end the attempt.
 
-    def stream_ended(self, state: StreamState, error: BaseException | None) -> None:
-        """The stream is over (exhausted, failed, closed or collected): record what it carried."""
+        ``error``: the ``error.type`` of a stream that failed, else the answer's own.
+        """
         attributes: Attributes = {}
-        if state.response_id:
-            attributes[gen_ai.GEN_AI_RESPONSE_ID] = state.response_id
-        if state.response_model:
-            attributes[gen_ai.GEN_AI_RESPONSE_MODEL] = state.response_model
-        if state.finish_reasons:
-            reasons = state.finish_reasons
-            attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = [reasons[i] for i in sorted(reasons)]
-        if state.time_to_first_chunk is not None:
-            attributes[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = state.time_to_first_chunk
-            instruments.time_to_first_chunk.record(state.time_to_first_chunk, self.shape.metric)
-        if self.capture and state.texts:
-            attributes[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _streamed_output_messages(state)
-        usage = Usage.of(state.usage) if state.usage is not None else None
-        self._end(attributes, usage, error)
+        if answer.response_id:
+            attributes[gen_ai.GEN_AI_RESPONSE_ID] = answer.response_id
+        if answer.response_model:
+            attributes[gen_ai.GEN_AI_RESPONSE_MODEL] = answer.response_model
+        if answer.finish_reasons:
+            attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = answer.finish_reasons
+        if time_to_first_chunk is not None:
+            attributes[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time_to_first_chunk
+            instruments.time_to_first_chunk.record(time_to_first_chunk, self.shape.metric)
+        if self.capture and answer.output_messages is not None:
+            attributes[gen_ai.GEN_AI_OUTPUT_MESSAGES] = answer.output_messages()
+        self._end(attributes, answer.usage, error or answer.error_type)
 
-    def _end(self, attributes: Attributes, usage: Usage | None, error: BaseException | None) -> None:
+    def _end(self, attributes: Attributes, usage: Usage | None, error: str | None) -> None:
         duration = default_timer() - self._start
         span = self.span
         shape = self.shape
+        body = self.body
+        api = self.api
         attributes[names.ATTEMPT] = self.call.attempts
-        for argument, key in _REQUEST_ATTRIBUTES.items():
-            value = self.kwargs.get(argument)
+        for argument, key in api.request_attributes:
+            value = body.get(argument)
             if value is not None:
                 attributes[key] = _attribute_value(value)
-        if self.capture and "messages" in self.kwargs:
-            attributes[gen_ai.GEN_AI_INPUT_MESSAGES] = _input_messages(self.kwargs["messages"])
+        if api.more_request_attributes is not None:
+            api.more_request_attributes(body, attributes)
+        if self.capture and api.request_content is not None:
+            attributes.update(api.request_content(body))
         cost = None
         if usage is not None:
             attributes[gen_ai.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
@@ -324,12 +277,12 @@ class AttemptTelemetry:
                 )
         metric, input_tokens, output_tokens = shape.metric, shape.input_tokens, shape.output_tokens
         if error is not None:
-            kind = attributes[names.ERROR_TYPE] = error_type(error)
-            span.set_status(Status(StatusCode.ERROR, kind))
+            attributes[names.ERROR_TYPE] = error
+            span.set_status(Status(StatusCode.ERROR, error))
             metric, input_tokens, output_tokens = (
-                {**metric, names.ERROR_TYPE: kind},
-                {**input_tokens, names.ERROR_TYPE: kind},
-                {**output_tokens, names.ERROR_TYPE: kind},
+                {**metric, names.ERROR_TYPE: error},
+                {**input_tokens, names.ERROR_TYPE: error},
+                {**output_tokens, names.ERROR_TYPE: error},
             )
         span.set_attributes(attributes)
         span.end()
@@ -344,67 +297,9 @@ class AttemptTelemetry:
         self.call.add(usage, cost)
 
 
-class StreamState:
-    """What a stream carried so far, collected chunk by chunk."""
-
-    __slots__ = ("finish_reasons", "response_id", "response_model", "texts", "time_to_first_chunk", "usage")
-
-    def __init__(self) -> None:
-        self.response_id: str | None = None
-        self.response_model: str | None = None
-        self.finish_reasons: dict[int, str] = {}
-        self.texts: dict[int, list[str]] = {}  # filled only when content is captured
-        self.usage: Any = None  # the provider's usage object, read on the telemetry thread
-        self.time_to_first_chunk: float | None = None
-
-
 def _attribute_value(value: Any) -> AttributeValue:
     if isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (list, tuple)):
         return [str(item) for item in value]
     return str(value)
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts: keep the text ones
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
-
-
-def _input_messages(messages: Any) -> str:
-    return json.dumps(
-        [
-            {"role": message.get("role"), "parts": [{"type": "text", "content": _text_of(message.get("content"))}]}
-            for message in messages
-            if isinstance(message, dict)
-        ]
-    )
-
-
-def _output_messages(choices: Any) -> str:
-    return json.dumps(
-        [
-            {
-                "role": "assistant",
-                "parts": [{"type": "text", "content": choice.message.content or ""}],
-                "finish_reason": choice.finish_reason or "",
-            }
-            for choice in choices
-        ]
-    )
-
-
-def _streamed_output_messages(state: StreamState) -> str:
-    return json.dumps(
-        [
-            {
-                "role": "assistant",
-                "parts": [{"type": "text", "content": "".join(state.texts[index])}],
-                "finish_reason": state.finish_reasons.get(index, ""),
-            }
-            for index in sorted(state.texts)
-        ]
-    )
