@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import enum
 import json
 import socket
 import struct
@@ -14,14 +15,16 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-from openai.types import CreateEmbeddingResponse
+from openai.types import CreateEmbeddingResponse, Model
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessageParam,
 )
+from pydantic import BaseModel
 
 from otel_llm.testing import Fault, MockLLMServer, RecordedRequest
+from otel_llm.testing._responses import rate_limit_headers
 
 AUTH = {"Authorization": "Bearer test-key"}
 API_VERSION = "2024-10-21"
@@ -233,6 +236,95 @@ async def test_async_sdk_stream_reuses_its_connection(llm_server: MockLLMServer)
     assert len({request.connection for request in llm_server.requests}) == 1
 
 
+# -- structured outputs and reasoning (chat) -------------------------------
+
+
+class Status(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Owner(BaseModel):
+    login: str
+    karma: float
+
+
+class Ticket(BaseModel):
+    title: str
+    number: int
+    status: Status
+    owner: Owner
+    watchers: list[Owner]
+    labels: list[str]
+    urgent: bool
+    assignee: str | None = None
+
+
+def test_chat_parse_returns_the_pydantic_model(client: openai.OpenAI, llm_server: MockLLMServer) -> None:
+    completion = client.chat.completions.parse(
+        model="gpt-4.1-mini", messages=user("File a ticket"), response_format=Ticket
+    )
+    message = completion.choices[0].message
+    assert message.parsed == Ticket(
+        title="mock",
+        number=0,
+        status=Status.OPEN,
+        owner=Owner(login="mock", karma=0.0),
+        watchers=[Owner(login="mock", karma=0.0)],
+        labels=["mock"],
+        urgent=True,
+        assignee="mock",
+    )
+    request = llm_server.requests[-1].body
+    assert request is not None and request["response_format"]["type"] == "json_schema"
+    assert message.content is not None
+    assert completion.usage is not None and completion.usage.completion_tokens == len(message.content.split())
+
+    stream = client.chat.completions.create(
+        model="gpt-4.1-mini", messages=user("File a ticket"), stream=True, response_format=request["response_format"]
+    )
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream]
+    assert "".join(pieces) == message.content
+    assert len([piece for piece in pieces if piece]) == len(message.content.split())  # one delta per word
+
+
+def test_chat_structured_reply_cut_by_max_tokens_fails_to_parse(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.LengthFinishReasonError):
+        client.chat.completions.parse(model="m", messages=user("ticket"), response_format=Ticket, max_tokens=3)
+
+
+def test_chat_json_object_mode(client: openai.OpenAI) -> None:
+    content = chat(client, "reply in json", response_format={"type": "json_object"}).choices[0].message.content
+    assert content is not None
+    assert json.loads(content) == {"reply": " ".join(["mock", "reply", *(["reply", "in", "json"] * 5)[:14]])}
+    with pytest.raises(openai.BadRequestError) as no_json:
+        chat(client, "reply", response_format={"type": "json_object"})
+    assert no_json.value.param == "messages"
+    with pytest.raises(openai.BadRequestError) as invalid:
+        chat(client, response_format={"type": "xml"})
+    assert invalid.value.param == "response_format"
+
+
+def test_chat_reasoning_effort_adds_reasoning_tokens(client: openai.OpenAI) -> None:
+    def usage(**kwargs: Any) -> tuple[int, int, str | None]:
+        response = chat(client, **kwargs)
+        assert response.usage is not None and response.usage.completion_tokens_details is not None
+        details = response.usage.completion_tokens_details
+        return response.usage.completion_tokens, details.reasoning_tokens or 0, response.choices[0].finish_reason
+
+    assert usage(reasoning_effort="low") == (16 + 8, 8, "stop")
+    assert usage(reasoning_effort="medium") == (16 + 16, 16, "stop")
+    assert usage(reasoning_effort="high") == (16 + 32, 32, "stop")
+    assert usage(reasoning_effort="minimal") == (16, 0, "stop")
+    assert usage(reasoning_effort="medium", n=2) == (2 * (16 + 16), 32, "stop")
+    # the limit covers reasoning first: 10 - 8 leaves two words
+    assert usage(reasoning_effort="low", max_completion_tokens=10) == (10, 8, "length")
+    assert chat(client, reasoning_effort="low", max_completion_tokens=10).choices[0].message.content == "mock reply"
+    with pytest.raises(openai.BadRequestError) as invalid:
+        chat(client, reasoning_effort="maximal")
+    assert invalid.value.param == "reasoning_effort"
+
+
 # -- embeddings ------------------------------------------------------------
 
 
@@ -326,9 +418,111 @@ def test_unknown_path_and_method(http: httpx2.Client, llm_server: MockLLMServer)
     response = http.post("/chat/completions", json={}, headers=AUTH)
     assert response.status_code == 404
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+    assert "/v1/responses" in response.json()["error"]["message"]
     assert http.get("/v1/chat/completions", headers=AUTH).status_code == 405
     assert llm_server.requests == []  # only known routes are recorded
     assert llm_server.connections_opened == 1  # errors keep the connection alive
+
+
+# -- routes that do not generate -------------------------------------------
+
+
+def test_models_list_and_retrieve(client: openai.OpenAI, azure: openai.AzureOpenAI, llm_server: MockLLMServer) -> None:
+    assert [model.id for model in client.models.list()] == ["gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small"]
+    chat(client, model="my-model")
+    azure.chat.completions.create(model="my-deployment", messages=user("hi"))
+    chat(client, model="gpt-4.1")  # already listed
+    listed = list(client.models.list())
+    assert [model.id for model in listed] == [
+        "gpt-4.1-mini",
+        "gpt-4.1",
+        "text-embedding-3-small",
+        "my-model",
+        "my-deployment",
+    ]
+    assert all(isinstance(model, Model) and model.object == "model" and model.owned_by for model in listed)
+    assert client.models.retrieve("my-model") == listed[3]
+    assert azure.models.retrieve("gpt-4.1").id == "gpt-4.1"
+    assert [model.id for model in azure.models.list()] == [model.id for model in listed]
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("never-used")
+    assert missing.value.code == "model_not_found"
+
+    requests = [r for r in llm_server.requests if r.method == "GET"]
+    assert [(r.path, r.endpoint, r.shape, r.model) for r in requests[:2]] == [
+        ("/v1/models", "models", "openai", None),
+        ("/v1/models", "models", "openai", None),
+    ]
+    assert requests[3].path == "/openai/models/gpt-4.1" and requests[3].query == {"api-version": API_VERSION}
+
+
+def test_files_and_batches_are_empty_pages(
+    client: openai.OpenAI, azure: openai.AzureOpenAI, http: httpx2.Client, llm_server: MockLLMServer
+) -> None:
+    for sdk in (client, azure):
+        files = sdk.files.list()
+        assert list(files) == [] and not files.has_next_page()
+        batches = sdk.batches.list()
+        assert list(batches) == [] and not batches.has_next_page()
+    assert http.get("/v1/files", headers=AUTH).json() == {
+        "object": "list",
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+        "has_more": False,
+    }
+    assert [(r.endpoint, r.shape) for r in llm_server.requests] == [
+        ("files", "openai"),
+        ("batches", "openai"),
+        ("files", "azure"),
+        ("batches", "azure"),
+        ("files", "openai"),
+    ]
+    assert http.post("/v1/files", headers=AUTH, json={}).status_code == 405  # uploads are not served
+    assert http.get("/openai/files", headers={"api-key": "k"}).status_code == 404  # no api-version
+
+
+# -- rate-limit headers ----------------------------------------------------
+
+
+def test_rate_limit_headers_count_down_per_model(client: openai.OpenAI) -> None:
+    def limits(raw: Any) -> dict[str, str]:
+        return {name: value for name, value in raw.headers.items() if name.startswith("x-ratelimit-")}
+
+    first = client.chat.completions.with_raw_response.create(model="gpt-4.1-mini", messages=user("hi"))
+    assert first.parse().choices[0].message.content
+    assert limits(first) == {
+        "x-ratelimit-limit-requests": "10000",
+        "x-ratelimit-limit-tokens": "10000000",
+        "x-ratelimit-remaining-requests": "9999",
+        "x-ratelimit-remaining-tokens": str(10_000_000 - 23),  # 7 prompt + 16 completion tokens
+        "x-ratelimit-reset-requests": "6ms",  # 10000 a minute: one request refills in 6 ms
+        "x-ratelimit-reset-tokens": "0s",
+    }
+    assert first.headers["x-request-id"].startswith("req_")
+
+    second = client.responses.with_raw_response.create(model="gpt-4.1-mini", input=" ".join(["w"] * 1100))
+    assert second.parse().status == "completed"
+    assert limits(second)["x-ratelimit-remaining-requests"] == "9998"
+    assert limits(second)["x-ratelimit-remaining-tokens"] == str(10_000_000 - 23 - (1106 + 16))
+    assert limits(second)["x-ratelimit-reset-requests"] == "12ms"
+    assert limits(second)["x-ratelimit-reset-tokens"] == "7ms"  # 1145 tokens at 10M a minute
+
+    other = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="one two")
+    assert limits(other)["x-ratelimit-remaining-requests"] == "9999"  # per model
+    assert limits(other)["x-ratelimit-remaining-tokens"] == str(10_000_000 - 2)
+
+    stream = client.chat.completions.with_raw_response.create(model="gpt-4.1-mini", messages=user("hi"), stream=True)
+    assert limits(stream)["x-ratelimit-remaining-requests"] == "9997"
+    listing = client.models.with_raw_response.list()
+    assert limits(listing)["x-ratelimit-remaining-requests"] == "10000"  # listings count nothing
+
+
+def test_rate_limit_reset_durations_are_go_style() -> None:
+    assert rate_limit_headers(0, 0)["x-ratelimit-reset-requests"] == "0s"
+    assert rate_limit_headers(250, 0)["x-ratelimit-reset-requests"] == "1.5s"
+    assert rate_limit_headers(10_000, 10_000_000)["x-ratelimit-reset-tokens"] == "1m0s"
+    assert rate_limit_headers(20_000, 0)["x-ratelimit-remaining-requests"] == "0"
 
 
 # -- faults ----------------------------------------------------------------

@@ -1,7 +1,11 @@
 """Test utilities: an embedded OpenAI-compatible server with scripted faults.
 
 Point your own configuration at :class:`MockLLMServer` to test selection,
-retries, fallbacks, timeouts and telemetry offline, over real HTTP:
+retries, fallbacks, timeouts and telemetry offline, over real HTTP. It serves,
+in the OpenAI and the Azure OpenAI URL shapes: chat completions, embeddings and
+the Responses API (plain and streamed, structured outputs, stored responses
+with ``previous_response_id``), plus ``models``, ``files`` and ``batches``
+listings, with deterministic token usage and ``x-ratelimit-*`` headers:
 
 >>> with MockLLMServer() as server:
 ...     server.add_faults("gpt-4.1-mini", Fault.status(429, retry_after=0.1))

@@ -44,7 +44,7 @@ class Fault:
     seconds: float = 0.0
     """How long a ``delay`` fault waits before answering."""
     after_chunks: int = 0
-    """Content chunks a ``cut_stream`` fault sends before cutting."""
+    """Content chunks (chat) or text deltas (Responses) a ``cut_stream`` fault sends before cutting."""
     clean: bool = False
     """Whether a ``cut_stream`` fault ends the HTTP body properly instead of dropping the connection."""
 
@@ -96,8 +96,10 @@ class Fault:
         """Answer 200 with a body that is not valid JSON.
 
         A non-streamed request gets ``content-type: application/json`` with a
-        truncated JSON document; a streamed request gets an event stream whose
-        first event's data is not JSON.
+        truncated JSON document (a ``chat.completion`` or a Responses
+        ``response``); a streamed request gets an event stream whose first
+        event's data is not JSON (for Responses, an ``event: response.created``
+        with truncated data, and no ``[DONE]``).
         """
         return cls(kind="malformed")
 
@@ -105,12 +107,23 @@ class Fault:
     def cut_stream(cls, after_chunks: int, *, clean: bool = False) -> Fault:
         """Send ``after_chunks`` content chunks of a stream, then stop.
 
-        No ``finish_reason`` and no ``[DONE]`` are sent. By default the
-        connection is closed mid-body, as when a provider or proxy dies
-        mid-stream; ``clean=True`` ends the HTTP body properly, as a proxy that
-        gives up might, so only the missing finish reason tells the answer is
-        incomplete. A non-streamed request has nothing to cut and gets
-        :meth:`drop` instead.
+        Chat completions: the role chunk(s), then ``after_chunks`` content
+        chunks (one per token and choice); no ``finish_reason`` and no
+        ``[DONE]`` follow.
+
+        Responses: the chunks are the ``response.output_text.delta`` events.
+        ``after_chunks=0`` sends only ``response.created`` and
+        ``response.in_progress``, cutting before the first output event;
+        ``after_chunks=N >= 1`` also sends ``response.output_item.added`` and
+        ``response.content_part.added``, then the first N deltas (all of them
+        when N is larger). Nothing after the deltas is sent: no ``.done``
+        events and no terminal ``response.completed`` / ``response.incomplete``.
+
+        By default the connection is closed mid-body, as when a provider or
+        proxy dies mid-stream; ``clean=True`` ends the HTTP body properly, as a
+        proxy that gives up might, so only the missing finish reason (chat) or
+        terminal event (Responses) tells the answer is incomplete. A
+        non-streamed request has nothing to cut and gets :meth:`drop` instead.
         """
         if isinstance(after_chunks, bool) or not isinstance(after_chunks, int) or after_chunks < 0:
             raise ValueError(f"after_chunks must be an integer >= 0, got {after_chunks!r}")

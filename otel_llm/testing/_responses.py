@@ -1,8 +1,9 @@
-"""JSON bodies and SSE events in the exact shapes OpenAI sends.
+"""JSON bodies, SSE events and headers in the exact shapes OpenAI sends.
 
 The typed ``openai`` models parse these, so every field a real response carries
 that client code or telemetry may read (ids, fingerprints, usage details,
-``usage: null`` on stream chunks) is present.
+``usage: null`` on stream chunks, the echoed settings of a Responses ``response``,
+``x-ratelimit-*`` headers) is present.
 """
 
 from __future__ import annotations
@@ -13,27 +14,45 @@ import json
 import struct
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._faults import Fault
 
 __all__ = [
+    "LISTED_MODELS",
+    "RATE_LIMIT_REQUESTS",
+    "RATE_LIMIT_TOKENS",
     "SYSTEM_FINGERPRINT",
     "ChatReply",
+    "ResponseReply",
     "azure_not_found_body",
     "chat_completion_body",
     "chat_stream_events",
     "embedding_vector",
     "embeddings_body",
+    "empty_page_body",
     "error_body",
     "fault_error_body",
     "json_bytes",
+    "model_body",
+    "model_list_body",
     "new_id",
+    "rate_limit_headers",
+    "response_body",
+    "response_settings",
+    "response_stream_events",
     "sse_event",
 ]
 
 SYSTEM_FINGERPRINT = "fp_otel_llm_mock"
+LISTED_MODELS = ("gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small")
+"""Models ``GET /v1/models`` always lists, before those the server has answered for."""
+RATE_LIMIT_REQUESTS = 10_000
+"""Requests per minute in the ``x-ratelimit-*`` headers, per model."""
+RATE_LIMIT_TOKENS = 10_000_000
+"""Tokens per minute in the ``x-ratelimit-*`` headers, per model."""
+_MODEL_CREATED = 1_700_000_000
 
 # HTTP status -> (error.type, error.code, default message), as OpenAI answers them.
 _ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -106,32 +125,34 @@ def fault_error_body(fault: Fault) -> dict[str, Any]:
 class ChatReply:
     """Everything one chat answer is made of, computed once for both response shapes."""
 
-    __slots__ = ("completion_id", "created", "finish_reason", "model", "n", "usage", "words")
+    __slots__ = ("completion_id", "created", "finish_reason", "model", "n", "tokens", "usage")
 
     def __init__(
         self,
         *,
         model: str,
-        words: Sequence[str],
+        tokens: Sequence[str],
         finish_reason: str,
         n: int,
         prompt_tokens: int,
         cached_tokens: int,
+        reasoning_tokens: int = 0,
     ) -> None:
         self.completion_id = new_id("chatcmpl-")
         self.created = int(time.time())
         self.model = model
-        self.words = list(words)
+        self.tokens = list(tokens)
+        """The reply's tokens, each with its leading whitespace: the stream deltas."""
         self.finish_reason = finish_reason
         self.n = n
-        completion = len(self.words) * n
+        completion = (len(self.tokens) + reasoning_tokens) * n
         self.usage: dict[str, Any] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion,
             "total_tokens": prompt_tokens + completion,
             "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reasoning_tokens * n,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -140,7 +161,7 @@ class ChatReply:
 
     @property
     def content(self) -> str:
-        return " ".join(self.words)
+        return "".join(self.tokens)
 
 
 def chat_completion_body(reply: ChatReply) -> dict[str, Any]:
@@ -161,16 +182,20 @@ def chat_completion_body(reply: ChatReply) -> dict[str, Any]:
     }
 
 
-def sse_event(data: Any) -> bytes:
-    """One server-sent event: ``data: <json>\\n\\n`` (or a raw string such as ``[DONE]``)."""
+def sse_event(data: Any, event: str | None = None) -> bytes:
+    """One server-sent event: ``data: <json>\\n\\n`` (or a raw string such as ``[DONE]``).
+
+    With ``event`` it is preceded by an ``event: <name>`` line, as in Responses streams.
+    """
     payload = data.encode() if isinstance(data, str) else json_bytes(data)
-    return b"data: " + payload + b"\n\n"
+    head = b"" if event is None else b"event: " + event.encode() + b"\n"
+    return head + b"data: " + payload + b"\n\n"
 
 
 def chat_stream_events(reply: ChatReply, *, include_usage: bool) -> list[dict[str, Any]]:
     """The ``chat.completion.chunk`` objects of a stream, in order, without ``[DONE]``.
 
-    Role chunk(s), one chunk per word and choice, the finish chunk(s), then with
+    Role chunk(s), one chunk per token and choice, the finish chunk(s), then with
     ``include_usage`` a usage-only chunk with ``"choices": []``; with
     ``include_usage`` every earlier chunk carries ``"usage": null``, as OpenAI does.
     """
@@ -193,9 +218,8 @@ def chat_stream_events(reply: ChatReply, *, include_usage: bool) -> list[dict[st
         return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
     events = [chunk([choice(i, {"role": "assistant", "content": "", "refusal": None})]) for i in range(reply.n)]
-    for position, word in enumerate(reply.words):
-        text = word if position == 0 else f" {word}"
-        events.extend(chunk([choice(i, {"content": text})]) for i in range(reply.n))
+    for token in reply.tokens:
+        events.extend(chunk([choice(i, {"content": token})]) for i in range(reply.n))
     events.extend(chunk([choice(i, {}, reply.finish_reason)]) for i in range(reply.n))
     if include_usage:
         final = chunk([])
@@ -242,3 +266,182 @@ def embeddings_body(
         "model": model,
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
+
+
+class ResponseReply:
+    """Everything one Responses answer is made of, computed once for the body, the stream and the store."""
+
+    __slots__ = ("created_at", "incomplete", "message_id", "model", "response_id", "settings", "tokens", "usage")
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        tokens: Sequence[str],
+        incomplete: bool,
+        prompt_tokens: int,
+        cached_tokens: int,
+        reasoning_tokens: int,
+        settings: Mapping[str, Any],
+    ) -> None:
+        self.response_id = new_id("resp_")
+        self.message_id = new_id("msg_")
+        self.created_at = int(time.time())
+        self.model = model
+        self.tokens = list(tokens)
+        """The reply's tokens, each with its leading whitespace: the stream deltas."""
+        self.incomplete = incomplete
+        """Whether ``max_output_tokens`` cut the reply."""
+        self.settings = dict(settings)
+        """The request parameters the ``response`` object echoes (see :func:`response_settings`)."""
+        output = len(self.tokens) + reasoning_tokens
+        self.usage: dict[str, Any] = {
+            "input_tokens": prompt_tokens,
+            "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
+            "output_tokens": output,
+            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+            "total_tokens": prompt_tokens + output,
+        }
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens)
+
+
+def response_settings(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The request parameters a ``response`` object echoes, with OpenAI's defaults for those not sent."""
+
+    def given(name: str, default: Any) -> Any:
+        value = body.get(name)
+        return default if value is None else value
+
+    reasoning = given("reasoning", {})
+    text = given("text", {})
+    return {
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
+        "parallel_tool_calls": given("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "safety_identifier": body.get("safety_identifier"),
+        "service_tier": given("service_tier", "auto"),
+        "store": given("store", True),
+        "temperature": given("temperature", 1.0),
+        "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity") or "medium"},
+        "tool_choice": given("tool_choice", "auto"),
+        "tools": given("tools", []),
+        "top_logprobs": given("top_logprobs", 0),
+        "top_p": given("top_p", 1.0),
+        "truncation": given("truncation", "disabled"),
+        "user": body.get("user"),
+        "metadata": given("metadata", {}),
+    }
+
+
+def response_body(reply: ResponseReply, *, final: bool = True) -> dict[str, Any]:
+    """A ``response`` object: final (completed or incomplete, with output and usage), else the
+    in-progress snapshot a stream starts with (no output, ``usage: null``).
+
+    The final one reports the tier that served it (``default`` for ``auto``), as OpenAI does.
+    """
+    status = ("incomplete" if reply.incomplete else "completed") if final else "in_progress"
+    settings = dict(reply.settings)
+    if final and settings["service_tier"] == "auto":
+        settings["service_tier"] = "default"
+    return {
+        "id": reply.response_id,
+        "object": "response",
+        "created_at": reply.created_at,
+        "status": status,
+        "background": False,
+        "completed_at": reply.created_at if status == "completed" else None,
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "model": reply.model,
+        "output": [_message_item(reply, status, [_text_part(reply.text)])] if final else [],
+        **settings,
+        "usage": reply.usage if final else None,
+    }
+
+
+def response_stream_events(reply: ResponseReply) -> list[dict[str, Any]]:
+    """The events of a Responses stream, in order, each with its ``type`` and ``sequence_number``.
+
+    ``response.created`` and ``response.in_progress`` (the in-progress snapshot),
+    ``response.output_item.added`` and ``response.content_part.added``, one
+    ``response.output_text.delta`` per token, ``response.output_text.done``,
+    ``response.content_part.done``, ``response.output_item.done``, then
+    ``response.completed`` (or ``response.incomplete``) with the final response.
+    """
+    events: list[dict[str, Any]] = []
+
+    def event(type_: str, **fields: Any) -> None:
+        events.append({"type": type_, "sequence_number": len(events), **fields})
+
+    snapshot = response_body(reply, final=False)
+    final = response_body(reply)
+    part = {"item_id": reply.message_id, "output_index": 0, "content_index": 0}
+    event("response.created", response=snapshot)
+    event("response.in_progress", response=snapshot)
+    event("response.output_item.added", output_index=0, item=_message_item(reply, "in_progress", []))
+    event("response.content_part.added", **part, part=_text_part(""))
+    for token in reply.tokens:
+        event("response.output_text.delta", **part, delta=token, logprobs=[])
+    event("response.output_text.done", **part, text=reply.text, logprobs=[])
+    event("response.content_part.done", **part, part=_text_part(reply.text))
+    event("response.output_item.done", output_index=0, item=final["output"][0])
+    event(f"response.{final['status']}", response=final)
+    return events
+
+
+def _message_item(reply: ResponseReply, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": reply.message_id, "type": "message", "status": status, "content": content, "role": "assistant"}
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def model_body(model: str) -> dict[str, Any]:
+    """One ``model`` object of ``GET /v1/models``."""
+    return {"id": model, "object": "model", "created": _MODEL_CREATED, "owned_by": "system"}
+
+
+def model_list_body(models: Sequence[str]) -> dict[str, Any]:
+    """``GET /v1/models``: a plain (unpaginated) ``list``."""
+    return {"object": "list", "data": [model_body(model) for model in models]}
+
+
+def empty_page_body() -> dict[str, Any]:
+    """An empty cursor page, as ``GET /v1/files`` or ``/v1/batches`` answer with nothing stored."""
+    return {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+
+
+def rate_limit_headers(requests_used: int, tokens_used: int) -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` headers for a one-minute window with this much used.
+
+    The window refills linearly, so the resets are the time to win back what was used.
+    """
+    requests_used = min(requests_used, RATE_LIMIT_REQUESTS)
+    tokens_used = min(tokens_used, RATE_LIMIT_TOKENS)
+    return {
+        "x-ratelimit-limit-requests": str(RATE_LIMIT_REQUESTS),
+        "x-ratelimit-limit-tokens": str(RATE_LIMIT_TOKENS),
+        "x-ratelimit-remaining-requests": str(RATE_LIMIT_REQUESTS - requests_used),
+        "x-ratelimit-remaining-tokens": str(RATE_LIMIT_TOKENS - tokens_used),
+        "x-ratelimit-reset-requests": _duration(60 * requests_used / RATE_LIMIT_REQUESTS),
+        "x-ratelimit-reset-tokens": _duration(60 * tokens_used / RATE_LIMIT_TOKENS),
+    }
+
+
+def _duration(seconds: float) -> str:
+    """A duration as OpenAI writes its reset headers (Go style): ``0s``, ``6ms``, ``1.5s``, ``1m0s``."""
+    milliseconds = round(seconds * 1000)
+    if milliseconds == 0:
+        return "0s"
+    if milliseconds < 1000:
+        return f"{milliseconds}ms"
+    minutes, rest = divmod(milliseconds, 60_000)
+    return f"{minutes}m{rest / 1000:g}s" if minutes else f"{rest / 1000:g}s"

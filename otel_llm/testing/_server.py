@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from . import _responses as responses
 from . import _tokens as tokens
 from ._faults import Fault
+from ._schemas import schema_instance
 
 __all__ = ["Endpoint", "MockLLMServer", "RecordedRequest", "Shape"]
 
@@ -35,19 +36,70 @@ _log = logging.getLogger("otel_llm.testing")
 _Server = TypeVar("_Server", bound="MockLLMServer")
 
 Shape = Literal["openai", "azure"]
-Endpoint = Literal["chat.completions", "embeddings"]
+Endpoint = Literal["chat.completions", "embeddings", "responses", "models", "files", "batches"]
 
-_ROUTES: tuple[tuple[re.Pattern[str], Shape, Endpoint], ...] = (
-    (re.compile(r"/v1/chat/completions/?"), "openai", "chat.completions"),
-    (re.compile(r"/v1/embeddings/?"), "openai", "embeddings"),
-    (re.compile(r"/openai/deployments/([^/]+)/chat/completions/?"), "azure", "chat.completions"),
-    (re.compile(r"/openai/deployments/([^/]+)/embeddings/?"), "azure", "embeddings"),
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    """Named groups: ``deployment`` (the model of Azure deployment routes), ``response_id``, ``model_id``."""
+    shape: Shape
+    endpoint: Endpoint
+
+    @classmethod
+    def at(cls, method: str, path: str, shape: Shape, endpoint: Endpoint) -> _Route:
+        """The route for ``path`` (a regular expression), with or without a trailing slash."""
+        return cls(method, re.compile(f"{path}/?"), shape, endpoint)
+
+
+_ROUTES = (
+    _Route.at("POST", "/v1/chat/completions", "openai", "chat.completions"),
+    _Route.at("POST", "/v1/embeddings", "openai", "embeddings"),
+    _Route.at("POST", "/v1/responses", "openai", "responses"),
+    _Route.at("GET", "/v1/responses/(?P<response_id>[^/]+)", "openai", "responses"),
+    _Route.at("GET", "/v1/models", "openai", "models"),
+    _Route.at("GET", "/v1/models/(?P<model_id>[^/]+)", "openai", "models"),
+    _Route.at("GET", "/v1/files", "openai", "files"),
+    _Route.at("GET", "/v1/batches", "openai", "batches"),
+    _Route.at("POST", "/openai/deployments/(?P<deployment>[^/]+)/chat/completions", "azure", "chat.completions"),
+    _Route.at("POST", "/openai/deployments/(?P<deployment>[^/]+)/embeddings", "azure", "embeddings"),
+    # the SDK sends the APIs it has no deployment path for to /openai/..., the deployment as body "model"
+    _Route.at("POST", "/openai/responses", "azure", "responses"),
+    _Route.at("GET", "/openai/responses/(?P<response_id>[^/]+)", "azure", "responses"),
+    _Route.at("GET", "/openai/models", "azure", "models"),
+    _Route.at("GET", "/openai/models/(?P<model_id>[^/]+)", "azure", "models"),
+    _Route.at("GET", "/openai/files", "azure", "files"),
+    _Route.at("GET", "/openai/batches", "azure", "batches"),
+)
+_SERVED = (
+    "POST /v1/chat/completions, /v1/embeddings and /v1/responses; GET /v1/responses/{id}, /v1/models, "
+    "/v1/models/{id}, /v1/files and /v1/batches; and the Azure shapes of these: "
+    "POST /openai/deployments/{deployment}/chat/completions|embeddings, the others under /openai/ "
+    "instead of /v1/"
 )
 _MAX_N = 128
 _MAX_DIMENSIONS = 65536
+_MIN_OUTPUT_TOKENS = 16  # OpenAI rejects a smaller max_output_tokens
+_LIFECYCLE_EVENTS = 2  # response.created, response.in_progress: what a Responses stream sends before any output
 _MALFORMED_JSON = b'{"id":"chatcmpl-malformed","object":"chat.completion","choices":[{"index":0,"message":{"role":'
 _MALFORMED_EVENT = b'data: {"id":"chatcmpl-malformed","object":"chat.completion.chunk","choices":[{\n\n'
+_MALFORMED_RESPONSE_JSON = b'{"id":"resp_malformed","object":"response","status":"completed","output":[{"type":'
+_MALFORMED_RESPONSE_EVENT = (
+    b'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":\n\n'
+)
 _DONE = responses.sse_event("[DONE]")
+
+_OutputFormat = tuple[Literal["text", "json_object", "json_schema"], Mapping[str, Any] | None]
+"""What a reply is: text, a JSON object, or a document of the given JSON schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredResponse:
+    body: dict[str, Any]
+    """The final ``response`` object, as ``GET /v1/responses/{id}`` answers it."""
+    conversation: list[Any]
+    """Its input messages and reply (not its instructions): what a ``previous_response_id`` continues."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +113,10 @@ class RecordedRequest:
     headers: dict[str, str]
     """Header names lower-cased; repeated headers joined with ``", "``."""
     body: dict[str, Any] | None
-    """The parsed JSON body, or ``None`` when it was missing or not a JSON object."""
+    """The parsed JSON body, or ``None`` when it was missing (as for ``GET``) or not a JSON object."""
     model: str | None
-    """The body's ``model`` (OpenAI shape) or the deployment in the URL (Azure shape)."""
+    """The deployment in the URL of Azure deployment routes, else the body's ``model``;
+    ``None`` for ``GET`` routes (retrieving a response, listings)."""
     shape: Shape
     endpoint: Endpoint
     connection: int
@@ -73,19 +126,36 @@ class RecordedRequest:
 class MockLLMServer:
     """An OpenAI-compatible server on loopback for tests and offline demos.
 
-    Serves chat completions (plain and streamed) and embeddings in the OpenAI
-    URL shape (``/v1/...``, ``Authorization: Bearer``) and the Azure OpenAI shape
-    (``/openai/deployments/{deployment}/...?api-version=``, ``api-key``), with
-    deterministic replies and token usage (see :mod:`otel_llm.testing._tokens`),
-    and applies scripted :class:`Fault` s queued per model.
+    Serves, in the OpenAI URL shape (``/v1/...``, ``Authorization: Bearer``) and
+    the Azure OpenAI shape (``/openai/...?api-version=``, ``api-key``):
+
+    - chat completions (plain and streamed; Azure: ``/openai/deployments/{deployment}/chat/completions``);
+    - embeddings (Azure: ``/openai/deployments/{deployment}/embeddings``);
+    - the Responses API: ``POST /v1/responses`` (plain and streamed; Azure:
+      ``/openai/responses`` with the deployment as body ``model``, as the SDK
+      sends it) and ``GET /v1/responses/{id}`` for stored responses, which a
+      later request can continue with ``previous_response_id``;
+    - for SDK resources that do not generate: ``GET /v1/models`` (the
+      :data:`~otel_llm.testing._responses.LISTED_MODELS`, then every model
+      answered for so far), ``GET /v1/models/{id}`` (one of those), and empty
+      pages for ``GET /v1/files`` and ``GET /v1/batches``.
+
+    Replies and token usage are deterministic (see :mod:`otel_llm.testing._tokens`),
+    structured outputs (JSON schema or JSON object) are valid documents (see
+    :mod:`otel_llm.testing._schemas`), every successful answer carries OpenAI's
+    ``x-ratelimit-*`` headers (counted per model), and scripted :class:`Fault` s
+    queued per model apply to chat, embeddings and Responses requests.
 
     >>> with MockLLMServer() as server:
     ...     client = openai.OpenAI(base_url=server.base_url, api_key="test")
 
     Replies are ``reply_words`` words long (``mock reply`` then the last user
-    message's words, cycled); ``max_tokens`` / ``max_completion_tokens`` cut
-    them (``finish_reason="length"``). Embeddings are ``embedding_dimensions``
-    long unless the request asks for ``dimensions``.
+    message's words, cycled); ``max_tokens`` / ``max_completion_tokens`` /
+    ``max_output_tokens`` cut them (``finish_reason="length"``, or a Responses
+    ``status="incomplete"``). Embeddings are ``embedding_dimensions`` long unless
+    the request asks for ``dimensions``. ``max_output_tokens`` must be at least
+    16, as OpenAI requires. The last ``max_stored_responses`` responses are
+    stored (unless sent with ``store: false``).
     """
 
     def __init__(
@@ -95,6 +165,7 @@ class MockLLMServer:
         host: str = "127.0.0.1",
         reply_words: int = 16,
         embedding_dimensions: int = 8,
+        max_stored_responses: int = 1000,
     ) -> None:
         if not _positive_int(reply_words):
             raise ValueError(f"reply_words must be an integer >= 1, got {reply_words!r}")
@@ -102,15 +173,21 @@ class MockLLMServer:
             raise ValueError(
                 f"embedding_dimensions must be an integer 1-{_MAX_DIMENSIONS}, got {embedding_dimensions!r}"
             )
+        if not _positive_int(max_stored_responses):
+            raise ValueError(f"max_stored_responses must be an integer >= 1, got {max_stored_responses!r}")
         self.host = host
         self.reply_words = reply_words
         self.embedding_dimensions = embedding_dimensions
+        self.max_stored_responses = max_stored_responses
         self._requested_port = port
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._faults: dict[str, deque[Fault]] = {}
         self._fault_rates: dict[str, tuple[float, tuple[Fault, ...], random.Random]] = {}
         self._seen_prompts: set[str] = set()
+        self._stored: dict[str, _StoredResponse] = {}  # oldest first
+        # model -> (requests, tokens) in its rate-limit window; also the models answered for, in order
+        self._rate_windows: dict[str, tuple[int, int]] = {}
         self._connections_opened = 0
         self._connection_ids = itertools.count(1)
         self._open_sockets: set[socket.socket] = set()
@@ -247,12 +324,15 @@ class MockLLMServer:
             self._fault_rates[model] = (rate, tuple(faults), random.Random(seed))
 
     def reset(self) -> None:
-        """Forget recorded requests, queued faults, the connection count and cached prompts."""
+        """Forget recorded requests, queued faults, the connection count, cached prompts,
+        stored responses, the models answered for and the rate-limit counts."""
         with self._lock:
             self._requests.clear()
             self._faults.clear()
             self._fault_rates.clear()
             self._seen_prompts.clear()
+            self._stored.clear()
+            self._rate_windows.clear()
             self._connections_opened = 0
 
     # -- used by the request handler ---------------------------------------
@@ -294,6 +374,39 @@ class MockLLMServer:
             seen = key in self._seen_prompts
             self._seen_prompts.add(key)
             return seen
+
+    def _answered(self, model: str | None, tokens_used: int) -> dict[str, str]:
+        """Count a successful answer for ``model`` in its rate-limit window; its ``x-ratelimit-*`` headers.
+
+        Answers without a model (retrieval, listings) count nothing and show the full limits.
+        A window holds ``RATE_LIMIT_REQUESTS`` answers, then starts afresh.
+        """
+        if model is None:
+            return responses.rate_limit_headers(0, 0)
+        with self._lock:
+            requests_used, window_tokens = self._rate_windows.get(model, (0, 0))
+            if requests_used >= responses.RATE_LIMIT_REQUESTS:
+                requests_used, window_tokens = 0, 0
+            used = (requests_used + 1, window_tokens + tokens_used)
+            self._rate_windows[model] = used
+        return responses.rate_limit_headers(*used)
+
+    def _listed_models(self) -> list[str]:
+        """What ``GET /v1/models`` lists: the fixed models, then those answered for, in order."""
+        with self._lock:
+            answered = list(self._rate_windows)
+        return list(dict.fromkeys([*responses.LISTED_MODELS, *answered]))
+
+    def _store_response(self, response_id: str, stored: _StoredResponse) -> None:
+        """Remember a response, forgetting the oldest beyond ``max_stored_responses``."""
+        with self._lock:
+            self._stored[response_id] = stored
+            while len(self._stored) > self.max_stored_responses:
+                del self._stored[next(iter(self._stored))]
+
+    def _stored_response(self, response_id: str) -> _StoredResponse | None:
+        with self._lock:
+            return self._stored.get(response_id)
 
     def _sleep(self, seconds: float) -> bool:
         """Sleep, cut short by stop(); ``True`` when the server is still running."""
@@ -353,6 +466,16 @@ class _ClientGone(Exception):
     """Raised to abandon a request whose connection must close without an answer."""
 
 
+class _RequestError(Exception):
+    """Raised to answer with OpenAI's error body: 400 unless told, naming the offending ``param``."""
+
+    def __init__(self, message: str, param: str | None, *, status: int = 400, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.status = status
+        self.code = code
+
+
 class _Handler(BaseHTTPRequestHandler):
     """One TCP connection; handles its keep-alive requests in turn."""
 
@@ -396,6 +519,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._response_started = False
         try:
             self._route()
+        except _RequestError as error:
+            self._send_json(
+                error.status, responses.error_body(str(error), "invalid_request_error", error.code, error.param)
+            )
         except _ClientGone:
             self.close_connection = True
         except (ConnectionError, TimeoutError):
@@ -410,26 +537,20 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         split = urlsplit(self.path)
         path = split.path
-        match = next(
-            ((m, shape, endpoint) for pattern, shape, endpoint in _ROUTES if (m := pattern.fullmatch(path))),
-            None,
-        )
-        if match is None:
+        matches = [(route, m) for route in _ROUTES if (m := route.pattern.fullmatch(path))]
+        if not matches:
             if path.startswith("/openai/"):
                 self._send_json(404, responses.azure_not_found_body())
             else:
                 self._send_json(
                     404,
                     responses.error_body(
-                        f"Unknown path {path}: the mock serves /v1/chat/completions, /v1/embeddings and "
-                        "/openai/deployments/{deployment}/chat/completions|embeddings.",
-                        "invalid_request_error",
-                        "unknown_url",
+                        f"Unknown path {path}: the mock serves {_SERVED}.", "invalid_request_error", "unknown_url"
                     ),
                 )
             return
-        route, shape, endpoint = match
-        if self.command != "POST":
+        found = next(((route, m) for route, m in matches if route.method == self.command), None)
+        if found is None:
             self._send_json(
                 405,
                 responses.error_body(
@@ -437,12 +558,12 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
             )
             return
+        route, match = found
+        params = {name: unquote(value) for name, value in match.groupdict().items()}
 
         body = _parse_object(raw)
-        model: str | None
-        if shape == "azure":
-            model = unquote(route.group(1))
-        else:
+        model: str | None = params.get("deployment")
+        if model is None and route.method == "POST":
             value = body.get("model") if body is not None else None
             model = value if isinstance(value, str) else None
         headers: dict[str, str] = {}
@@ -458,8 +579,8 @@ class _Handler(BaseHTTPRequestHandler):
                 headers=headers,
                 body=body,
                 model=model,
-                shape=shape,
-                endpoint=endpoint,
+                shape=route.shape,
+                endpoint=route.endpoint,
                 connection=self.connection_id,
             )
         )
@@ -475,8 +596,11 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
             )
             return
-        if shape == "azure" and not query.get("api-version"):
+        if route.shape == "azure" and not query.get("api-version"):
             self._send_json(404, responses.azure_not_found_body())
+            return
+        if route.method == "GET":
+            self._serve_get(route.endpoint, params, query)
             return
         if body is None:
             self._send_json(
@@ -488,20 +612,21 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         if model is None:
-            self._bad_request("you must provide a model parameter", "model")
-            return
+            raise _RequestError("you must provide a model parameter", "model")
 
         fault = self.server.mock._next_fault(model)
-        streaming = endpoint == "chat.completions" and body.get("stream") is True
-        if fault is not None and self._apply_fault(fault, streaming):
+        streaming = route.endpoint != "embeddings" and body.get("stream") is True
+        if fault is not None and self._apply_fault(fault, route.endpoint, streaming):
             return
-        if endpoint == "chat.completions":
-            cut = fault if fault is not None and fault.kind == "cut_stream" else None
+        cut = fault if fault is not None and fault.kind == "cut_stream" else None
+        if route.endpoint == "chat.completions":
             self._serve_chat(body, model, cut=cut)
+        elif route.endpoint == "responses":
+            self._serve_responses(body, model, cut=cut)
         else:
             self._serve_embeddings(body, model)
 
-    def _apply_fault(self, fault: Fault, streaming: bool) -> bool:
+    def _apply_fault(self, fault: Fault, endpoint: Endpoint, streaming: bool) -> bool:
         """Act out ``fault``; ``True`` when it produced the whole response."""
         if fault.kind == "status":
             headers: dict[str, str] = {}
@@ -518,67 +643,169 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "drop" or (fault.kind == "cut_stream" and not streaming):
             raise _ClientGone
         if fault.kind == "malformed":
+            is_response = endpoint == "responses"
             if streaming:
-                self._send_stream([_MALFORMED_EVENT], complete=True)
+                self._send_stream([_MALFORMED_RESPONSE_EVENT] if is_response else [_MALFORMED_EVENT, _DONE])
             else:
-                self._send_json(200, _MALFORMED_JSON)
+                self._send_json(200, _MALFORMED_RESPONSE_JSON if is_response else _MALFORMED_JSON)
             return True
         return False  # cut_stream on a stream: served, then cut
 
     def _serve_chat(self, body: dict[str, Any], model: str, *, cut: Fault | None) -> None:
+        mock = self.server.mock
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            self._bad_request("'messages' must be a non-empty array.", "messages")
-            return
+            raise _RequestError("'messages' must be a non-empty array.", "messages")
         n = body.get("n")
         n = 1 if n is None else n
         if not _positive_int(n) or n > _MAX_N:
-            self._bad_request(f"'n' must be an integer 1-{_MAX_N}.", "n")
-            return
+            raise _RequestError(f"'n' must be an integer 1-{_MAX_N}.", "n")
         limit_param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
         limit = body.get(limit_param)
         if limit is not None and not _positive_int(limit):
-            self._bad_request(f"'{limit_param}' must be an integer >= 1.", limit_param)
-            return
-        words = tokens.reply_words(messages, self.server.mock.reply_words)
-        finish_reason = "stop"
-        if limit is not None and limit < len(words):
-            words, finish_reason = words[:limit], "length"
+            raise _RequestError(f"'{limit_param}' must be an integer >= 1.", limit_param)
+        reasoning = _reasoning_tokens(body.get("reasoning_effort"), "reasoning_effort")
+        output_format = _output_format(body.get("response_format"), "response_format", nested=True)
+        if output_format[0] == "json_object" and not _mention_json(messages):
+            raise _RequestError(
+                "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+                "messages",
+            )
+        reply_tokens, reasoning, cut_short = tokens.within_limit(
+            tokens.split_tokens(_reply_text(messages, mock.reply_words, output_format, "response_format")),
+            reasoning,
+            limit,
+        )
         prompt = tokens.prompt_tokens(messages)
         reply = responses.ChatReply(
             model=model,
-            words=words,
-            finish_reason=finish_reason,
+            tokens=reply_tokens,
+            finish_reason="length" if cut_short else "stop",
             n=n,
             prompt_tokens=prompt,
-            cached_tokens=tokens.cached_tokens(prompt, seen_before=self.server.mock._prompt_seen(messages)),
+            cached_tokens=tokens.cached_tokens(prompt, seen_before=mock._prompt_seen(messages)),
+            reasoning_tokens=reasoning,
         )
+        headers = mock._answered(model, reply.usage["total_tokens"])
         if body.get("stream") is not True:
-            self._send_json(200, responses.chat_completion_body(reply))
+            self._send_json(200, responses.chat_completion_body(reply), headers)
             return
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         events = [responses.sse_event(e) for e in responses.chat_stream_events(reply, include_usage=include_usage)]
         if cut is None:
-            self._send_stream(events, complete=True)
+            self._send_stream([*events, _DONE], headers=headers)
         else:
-            content_chunks = len(words) * n
-            self._send_stream(events[: n + min(cut.after_chunks, content_chunks)], complete=False, clean=cut.clean)
+            content_chunks = len(reply.tokens) * n
+            sent = n + min(cut.after_chunks, content_chunks)
+            self._send_stream(events[:sent], complete=False, clean=cut.clean, headers=headers)
+
+    def _serve_responses(self, body: dict[str, Any], model: str, *, cut: Fault | None) -> None:
+        mock = self.server.mock
+        items = body.get("input")
+        if not isinstance(items, str) and not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
+            raise _RequestError("'input' must be a string or an array of input items.", "input")
+        instructions = body.get("instructions")
+        if instructions is not None and not isinstance(instructions, str):
+            raise _RequestError("'instructions' must be a string.", "instructions")
+        limit = body.get("max_output_tokens")
+        if limit is not None and not (_positive_int(limit) and limit >= _MIN_OUTPUT_TOKENS):
+            raise _RequestError(
+                f"Invalid 'max_output_tokens': expected an integer >= {_MIN_OUTPUT_TOKENS}, but got {limit!r} instead.",
+                "max_output_tokens",
+            )
+        reasoning_options = _options(body, "reasoning")
+        reasoning = _reasoning_tokens(reasoning_options.get("effort"), "reasoning.effort")
+        output_format = _output_format(_options(body, "text").get("format"), "text.format", nested=False)
+        conversation = [*self._continued(body.get("previous_response_id")), *tokens.input_messages(items)]
+        messages = [{"role": "developer", "content": instructions}] if instructions is not None else []
+        messages += conversation
+        if output_format[0] == "json_object" and not _mention_json(messages):
+            raise _RequestError(
+                "Response input messages must contain the word 'json' in some form to use 'text.format' of type "
+                "'json_object'.",
+                "input",
+            )
+        reply_tokens, reasoning, cut_short = tokens.within_limit(
+            tokens.split_tokens(_reply_text(messages, mock.reply_words, output_format, "text.format")),
+            reasoning,
+            limit,
+        )
+        prompt = tokens.prompt_tokens(messages)
+        reply = responses.ResponseReply(
+            model=model,
+            tokens=reply_tokens,
+            incomplete=cut_short,
+            prompt_tokens=prompt,
+            cached_tokens=tokens.cached_tokens(prompt, seen_before=mock._prompt_seen(messages)),
+            reasoning_tokens=reasoning,
+            settings=responses.response_settings(body),
+        )
+        final = responses.response_body(reply)
+        if body.get("store") is not False:
+            turn = [*conversation, {"role": "assistant", "content": reply.text}]
+            mock._store_response(reply.response_id, _StoredResponse(final, turn))
+        headers = mock._answered(model, reply.usage["total_tokens"])
+        if body.get("stream") is not True:
+            self._send_json(200, final, headers)
+            return
+        events = [responses.sse_event(e, e["type"]) for e in responses.response_stream_events(reply)]
+        if cut is None:
+            self._send_stream(events, headers=headers)
+        else:
+            # after_chunks=0: only the lifecycle events; else also the item and part added, then the deltas
+            sent = _LIFECYCLE_EVENTS + (2 + min(cut.after_chunks, len(reply.tokens)) if cut.after_chunks else 0)
+            self._send_stream(events[:sent], complete=False, clean=cut.clean, headers=headers)
+
+    def _continued(self, previous_id: Any) -> list[Any]:
+        """The conversation a ``previous_response_id`` continues; none without one."""
+        if previous_id is None:
+            return []
+        previous = self.server.mock._stored_response(previous_id) if isinstance(previous_id, str) else None
+        if previous is None:
+            raise _RequestError(
+                f"Previous response with id '{previous_id}' not found.",
+                "previous_response_id",
+                status=404,
+                code="previous_response_not_found",
+            )
+        return previous.conversation
+
+    def _serve_get(self, endpoint: Endpoint, params: Mapping[str, str], query: Mapping[str, str]) -> None:
+        """The routes that read rather than generate: a stored response, the models, files and batches."""
+        mock = self.server.mock
+        body: dict[str, Any]
+        if endpoint == "responses":
+            if query.get("stream") == "true":
+                raise _RequestError("Only background responses can be streamed again; the mock has none.", "stream")
+            stored = mock._stored_response(params["response_id"])
+            if stored is None:
+                raise _RequestError(f"Response with id '{params['response_id']}' not found.", None, status=404)
+            body = stored.body
+        elif endpoint == "models":
+            models = mock._listed_models()
+            model_id = params.get("model_id")
+            if model_id is not None and model_id not in models:
+                raise _RequestError(
+                    f"The model '{model_id}' does not exist", "model", status=404, code="model_not_found"
+                )
+            body = responses.model_list_body(models) if model_id is None else responses.model_body(model_id)
+        else:
+            body = responses.empty_page_body()
+        self._send_json(200, body, mock._answered(None, 0))
 
     def _serve_embeddings(self, body: dict[str, Any], model: str) -> None:
         texts = _embedding_texts(body.get("input"))
         if texts is None:
-            self._bad_request("'input' must be a string, an array of strings, or an array of token arrays.", "input")
-            return
+            raise _RequestError("'input' must be a string, an array of strings, or an array of token arrays.", "input")
         dimensions = body.get("dimensions")
         dimensions = self.server.mock.embedding_dimensions if dimensions is None else dimensions
         if not _positive_int(dimensions) or dimensions > _MAX_DIMENSIONS:
-            self._bad_request(f"'dimensions' must be an integer 1-{_MAX_DIMENSIONS}.", "dimensions")
-            return
+            raise _RequestError(f"'dimensions' must be an integer 1-{_MAX_DIMENSIONS}.", "dimensions")
         encoding_format = body.get("encoding_format") or "float"
         if encoding_format not in ("float", "base64"):
-            self._bad_request("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
-            return
+            raise _RequestError("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
+        prompt = sum(tokens.count_words(t) for t in texts)
         self._send_json(
             200,
             responses.embeddings_body(
@@ -586,8 +813,9 @@ class _Handler(BaseHTTPRequestHandler):
                 texts=texts,
                 dimensions=dimensions,
                 encoding_format=encoding_format,
-                prompt_tokens=sum(tokens.count_words(t) for t in texts),
+                prompt_tokens=prompt,
             ),
+            self.server.mock._answered(model, prompt),
         )
 
     # -- wire helpers ------------------------------------------------------
@@ -628,9 +856,6 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ClientGone
         return data
 
-    def _bad_request(self, message: str, param: str | None) -> None:
-        self._send_json(400, responses.error_body(message, "invalid_request_error", None, param))
-
     def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else responses.json_bytes(body)
         self._response_started = True
@@ -645,10 +870,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_stream(self, events: list[bytes], *, complete: bool, clean: bool = False) -> None:
+    def _send_stream(
+        self,
+        events: list[bytes],
+        *,
+        complete: bool = True,
+        clean: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Send SSE ``events`` chunked, one flush each, as providers stream.
 
-        ``complete`` ends with ``[DONE]`` and the terminating zero-length chunk in
+        ``complete`` sends the last event and the terminating zero-length chunk in
         one write (so the client sees the body end with the last event and can
         reuse the connection); otherwise the body ends right after the events:
         properly when ``clean``, else by closing the connection mid-body.
@@ -659,6 +891,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("x-request-id", responses.new_id("req_"))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
         else:
@@ -669,11 +903,11 @@ class _Handler(BaseHTTPRequestHandler):
         def frame(data: bytes) -> bytes:
             return b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
 
-        for event in events:
+        for event in events[:-1] if complete else events:
             self.wfile.write(frame(event))
             self.wfile.flush()
         if complete:
-            self.wfile.write(frame(_DONE) + (b"0\r\n\r\n" if chunked else b""))
+            self.wfile.write(frame(events[-1]) + (b"0\r\n\r\n" if chunked else b""))
         elif clean and chunked:
             self.wfile.write(b"0\r\n\r\n")
         else:
@@ -705,6 +939,61 @@ def _has_credentials(headers: Mapping[str, str]) -> bool:
     bearer = headers.get("authorization", "")
     scheme, _, key = bearer.partition(" ")
     return bool(headers.get("api-key", "").strip()) or (scheme.lower() == "bearer" and bool(key.strip()))
+
+
+def _options(body: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """An object parameter such as Responses ``reasoning`` or ``text``; empty when not sent."""
+    value = body.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _RequestError(f"'{name}' must be an object.", name)
+    return value
+
+
+def _reasoning_tokens(effort: Any, param: str) -> int:
+    """The reasoning tokens for a request's reasoning ``effort`` (see :mod:`._tokens`)."""
+    count = tokens.reasoning_tokens(effort)
+    if count is None:
+        supported = ", ".join(map(repr, tokens.REASONING_TOKENS))
+        raise _RequestError(f"Invalid value for '{param}': {effort!r}. Supported values are: {supported}.", param)
+    return count
+
+
+def _output_format(value: Any, param: str, *, nested: bool) -> _OutputFormat:
+    """The reply format a chat ``response_format`` (``nested``: the schema under ``json_schema``)
+    or a Responses ``text.format`` asks for."""
+    if value is None:
+        return "text", None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text" or kind == "json_object":
+        return kind, None
+    spec = value.get("json_schema") if nested and isinstance(value, dict) else value
+    if kind == "json_schema" and isinstance(spec, dict):
+        if not isinstance(spec.get("name"), str):
+            raise _RequestError(f"Missing required parameter: '{param}{'.json_schema' if nested else ''}.name'.", param)
+        if isinstance(spec.get("schema"), dict):
+            return kind, spec["schema"]
+    raise _RequestError(
+        f"Invalid '{param}': expected type 'text', 'json_object', or 'json_schema' with a 'schema' object.", param
+    )
+
+
+def _mention_json(messages: Sequence[Any]) -> bool:
+    """Whether the messages say "json", as OpenAI's JSON mode requires."""
+    return any("json" in tokens.message_text(message).lower() for message in messages)
+
+
+def _reply_text(messages: Sequence[Any], words: int, output_format: _OutputFormat, param: str) -> str:
+    """The whole reply before any cut: text, or JSON for structured outputs (see :mod:`._tokens`)."""
+    kind, schema = output_format
+    if schema is not None:
+        try:
+            return json.dumps(schema_instance(schema))
+        except ValueError as error:
+            raise _RequestError(f"Invalid schema for '{param}': {error}.", param) from None
+    text = " ".join(tokens.reply_words(messages, words))
+    return json.dumps({"reply": text}) if kind == "json_object" else text
 
 
 def _embedding_texts(value: Any) -> list[str] | None:
