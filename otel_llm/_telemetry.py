@@ -24,6 +24,7 @@ from . import _semconv as names
 from ._apis import Answer, Api, Usage
 from ._cost import CostFunction
 from ._endpoints import Endpoint
+from ._guard import guarded
 from ._selection import Selection
 from ._semconv import gen_ai, instruments, tracer
 
@@ -44,6 +45,14 @@ def error_type(error: BaseException) -> str:
         package = cls.__module__.partition(".")[0]
         name = _error_types[cls] = cls.__qualname__ if package == "builtins" else f"{package}.{cls.__qualname__}"
     return name
+
+
+_NOT_RECORDING: trace.Span = trace.INVALID_SPAN
+
+
+def _start_span(name: str, parent: context.Context | None, kind: SpanKind, attributes: Attributes) -> trace.Span:
+    """A started span; a span that records nothing when starting one failed (a span processor raised)."""
+    return guarded(tracer.start_span, name, parent, kind, attributes, default=_NOT_RECORDING)
 
 
 # Attribute sets that depend only on configuration are built once per
@@ -124,7 +133,7 @@ class CallTelemetry:
         self.cost: float | None = None
         name, attributes = _call_shape(api.operation, selection.api_name, selection.source)
         self._start = default_timer()
-        self.span = tracer.start_span(name, kind=SpanKind.INTERNAL, attributes=attributes)
+        self.span = _start_span(name, None, SpanKind.INTERNAL, attributes)
         self.context = trace.set_span_in_context(self.span)
 
     def fallback(self, from_alias: str, to_alias: str, error: str) -> None:
@@ -212,7 +221,7 @@ class AttemptTelemetry:
         self.capture = capture
         self.shape = shape = _attempt_shape(self.api.operation, call.selection.api_name, alias, endpoint, *server)
         self._start = default_timer()
-        self.span = tracer.start_span(shape.span_name, call.context, SpanKind.CLIENT, shape.span)
+        self.span = _start_span(shape.span_name, call.context, SpanKind.CLIENT, shape.span)
         self.context = trace.set_span_in_context(self.span)
         self._token: object | None = context.attach(self.context)
 
