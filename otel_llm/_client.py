@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx2
 import openai
 from openai._models import FinalRequestOptions
 
 from . import _resources as resources
-from ._apis import API_BY_PATH, Api
+from ._apis import API_BY_PATH
 from ._call import LogicalCall, run_async, run_sync
 from ._derived import derived
 from ._endpoints import AzureEndpoint, Endpoint, key_env
@@ -124,26 +124,26 @@ class _Bound:
     selection: Selection
     """The selection behind this client."""
     _settings: LLMSettings
+    _is_async: ClassVar[bool]
 
     @classmethod
     def bound_to(cls, selection: Selection, settings: LLMSettings, endpoint: Endpoint) -> Any:
         client = cls(  # type: ignore[call-arg]
             api_key=_ApiKey(key_env(endpoint)),
             max_retries=0,
-            http_client=_idle_http_client(issubclass(cls, openai.AsyncOpenAI)),
+            http_client=_idle_http_client(cls._is_async),
             **endpoint.client_options,
         )
         client.selection = selection
         client._settings = settings
         return client
 
-    def _generating(self, options: FinalRequestOptions) -> Api | None:
-        """The API a request generates with, or ``None`` for a request passed through."""
-        api = API_BY_PATH.get(options.url) if options.method == "post" else None
-        return api if api is not None and isinstance(options.json_data, dict) else None
+    def _route(self, options: FinalRequestOptions) -> LogicalCall | None:
+        """The logical call of a generating request; ``None`` for a request to pass through.
 
-    def _with_client_options(self, options: FinalRequestOptions) -> FinalRequestOptions:
-        """Apply what ``with_options`` set (headers, query) to a request sent by another SDK client."""
+        Either way the request gets what ``with_options`` set, since another
+        SDK client sends it.
+        """
         custom_headers: dict[str, Any] = self._custom_headers  # type: ignore[attr-defined]
         custom_query: dict[str, Any] = self._custom_query  # type: ignore[attr-defined]
         if custom_headers:
@@ -151,7 +151,18 @@ class _Bound:
             options.headers = {**custom_headers, **headers}
         if custom_query:
             options.params = {**custom_query, **options.params}
-        return options
+        api = API_BY_PATH.get(options.url) if options.method == "post" else None
+        if api is not None and isinstance(options.json_data, dict):
+            return LogicalCall(api, self.selection, self._settings, options, self._own_timeout)
+        if isinstance(options.timeout, openai.NotGiven):
+            options.timeout = self.timeout  # type: ignore[attr-defined]
+        return None
+
+    def _selected_sdk_client(self) -> Any:
+        """The SDK client of the selected alias (on the running event loop, for async)."""
+        alias = self.selection.model
+        provider = async_client if self._is_async else sync_client
+        return provider(alias, self._settings.endpoints[alias], self._settings.http_spans).client
 
     @property
     def _own_timeout(self) -> float | httpx2.Timeout | openai.NotGiven | None:
@@ -159,20 +170,22 @@ class _Bound:
         timeout: float | httpx2.Timeout | None = self.timeout  # type: ignore[attr-defined]
         return openai.NOT_GIVEN if timeout == openai.DEFAULT_TIMEOUT else timeout
 
-    def _copy_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        unsupported = sorted(set(options) - _CLIENT_OPTIONS)
-        if unsupported:
-            raise TypeError(
-                f"with_options({', '.join(unsupported)}=...) is not supported by an otel-llm client: "
-                "the endpoint, key and HTTP client come from the alias's configuration (LLM_MODELS)"
-            )
-        options.pop("max_retries", None)  # retries are otel-llm's own; the SDK's stay off
-        return options
+    if not TYPE_CHECKING:  # type checkers keep the SDK's signature of copy() and with_options()
 
-    def _bind_copy(self, copy: Any) -> Any:
-        copy.selection = self.selection
-        copy._settings = self._settings
-        return copy
+        def copy(self, **options: Any) -> Any:
+            unsupported = sorted(set(options) - _CLIENT_OPTIONS)
+            if unsupported:
+                raise TypeError(
+                    f"with_options({', '.join(unsupported)}=...) is not supported by an otel-llm client: "
+                    "the endpoint, key and HTTP client come from the alias's configuration (LLM_MODELS)"
+                )
+            options.pop("max_retries", None)  # retries are otel-llm's own; the SDK's stay off
+            copy = super().copy(**options)
+            copy.selection = self.selection
+            copy._settings = self._settings
+            return copy
+
+        with_options = copy
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.selection!r})"
@@ -184,6 +197,8 @@ class LLMClient(_Bound, openai.OpenAI):
     ``model`` may be left out of every generating call; a ``model`` passed to
     a call counts as ``request_model`` (honoured when ``ENABLE_LLM_MODEL_OVERRIDE`` is on).
     """
+
+    _is_async = False
 
     @functools.cached_property
     def chat(self) -> resources.Chat:
@@ -208,26 +223,13 @@ class LLMClient(_Bound, openai.OpenAI):
     def request(
         self, cast_to: Any, options: FinalRequestOptions, *, stream: bool = False, stream_cls: Any = None
     ) -> Any:
-        options = self._with_client_options(options)
-        api = self._generating(options)
-        if api is None:
-            if isinstance(options.timeout, openai.NotGiven):
-                options.timeout = self.timeout
-            endpoint = self._settings.endpoints[self.selection.model]
-            sdk = sync_client(self.selection.model, endpoint, self._settings.http_spans).client
-            return sdk.request(cast_to, options, stream=stream, stream_cls=stream_cls)
-        call = LogicalCall(api, self.selection, self._settings, options, self._own_timeout)
+        call = self._route(options)
+        if call is None:
+            return self._selected_sdk_client().request(cast_to, options, stream=stream, stream_cls=stream_cls)
         return run_sync(call, cast_to, stream, stream_cls)
 
     def close(self) -> None:
         """Nothing to close: the SDK clients behind this one are shared (see ``close_clients()``)."""
-
-    if not TYPE_CHECKING:  # type checkers keep the SDK's signature
-
-        def copy(self, **options: Any) -> LLMClient:
-            return self._bind_copy(super().copy(**self._copy_options(options)))
-
-        with_options = copy
 
 
 class AzureLLMClient(LLMClient, openai.AzureOpenAI):
@@ -236,6 +238,8 @@ class AzureLLMClient(LLMClient, openai.AzureOpenAI):
 
 class AsyncLLMClient(_Bound, openai.AsyncOpenAI):
     """The async twin of :class:`LLMClient`: an ``openai.AsyncOpenAI`` bound to one API."""
+
+    _is_async = True
 
     @functools.cached_property
     def chat(self) -> resources.AsyncChat:
@@ -260,26 +264,13 @@ class AsyncLLMClient(_Bound, openai.AsyncOpenAI):
     async def request(
         self, cast_to: Any, options: FinalRequestOptions, *, stream: bool = False, stream_cls: Any = None
     ) -> Any:
-        options = self._with_client_options(options)
-        api = self._generating(options)
-        if api is None:
-            if isinstance(options.timeout, openai.NotGiven):
-                options.timeout = self.timeout
-            endpoint = self._settings.endpoints[self.selection.model]
-            sdk = async_client(self.selection.model, endpoint, self._settings.http_spans).client
-            return await sdk.request(cast_to, options, stream=stream, stream_cls=stream_cls)
-        call = LogicalCall(api, self.selection, self._settings, options, self._own_timeout)
+        call = self._route(options)
+        if call is None:
+            return await self._selected_sdk_client().request(cast_to, options, stream=stream, stream_cls=stream_cls)
         return await run_async(call, cast_to, stream, stream_cls)
 
     async def close(self) -> None:
         """Nothing to close: the SDK clients behind this one are shared (see ``close_clients()``)."""
-
-    if not TYPE_CHECKING:
-
-        def copy(self, **options: Any) -> AsyncLLMClient:
-            return self._bind_copy(super().copy(**self._copy_options(options)))
-
-        with_options = copy
 
 
 class AsyncAzureLLMClient(AsyncLLMClient, openai.AsyncAzureOpenAI):

@@ -26,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import BaseModel
 
 from ._client import get_llm_client_smart
 from ._settings import LLMSettings
@@ -40,8 +41,14 @@ _MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "Extract the keywords of this job description."}
 ]
 
-_Kind = Literal["chat", "chat stream", "embeddings"]
+_Kind = Literal["chat", "chat stream", "chat parse", "responses", "embeddings"]
 Print = Callable[[str], None]
+
+
+class _Keywords(BaseModel):
+    """The structured output of the demo's ``chat parse`` call."""
+
+    keywords: list[str]
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ _CALLS = [
     _Call("resume_tailor", headers={"X-LLM-Model": "gpt41-mini"}),
     _Call("resume_tailor", request_model="gpt4o-2"),
     _Call("search_index", "embeddings"),
+    _Call("keywords", "chat parse"),  # a structured output: the reply parsed into _Keywords
+    _Call("job_summary", "responses"),  # the Responses API, on LLM_MODEL_DEFAULT
     _Call("resume_format", failing_model="gpt-4.1"),  # gpt41 fails twice: LLM_FALLBACKS moves to gpt41-mini
 ]
 
@@ -211,6 +220,10 @@ def _run(call: _Call, settings: LLMSettings, server: MockLLMServer, calls: InMem
     elif call.kind == "chat stream":
         for _ in client.chat.completions.create(messages=_MESSAGES, stream=True):
             pass
+    elif call.kind == "chat parse":
+        client.chat.completions.parse(messages=_MESSAGES, response_format=_Keywords)
+    elif call.kind == "responses":
+        client.responses.create(input="Summarise this job description in one line.")
     else:
         client.chat.completions.create(messages=_MESSAGES)
     latency_ms = (time.perf_counter() - start) * 1000
