@@ -28,11 +28,14 @@ from otel_llm import LLMSettings, get_llm_client_smart
 
 KEY_VARIABLE = "OTEL_LLM_BENCH_KEY"
 MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
+INPUT = "Extract the keywords of this job description."
 TARGETS = {
     "non-streamed, LLM_HTTP_SPANS=false": 1.10,
     "non-streamed, default (HTTP spans)": 1.25,
     "20-chunk stream, LLM_HTTP_SPANS=false": 1.10,
     "20-chunk stream, default (HTTP spans)": 1.10,
+    "Responses API, LLM_HTTP_SPANS=false": 1.10,
+    "Responses API, default (HTTP spans)": 1.25,
 }
 
 
@@ -70,6 +73,9 @@ def main() -> None:
         def raw_stream() -> object:
             return list(raw.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True))
 
+        def raw_responses() -> object:
+            return raw.responses.create(model="gpt-4.1-mini", input=INPUT)
+
         def chat(settings: LLMSettings) -> object:
             return get_llm_client_smart("keywords", settings=settings).chat.completions.create(messages=MESSAGES)
 
@@ -77,11 +83,16 @@ def main() -> None:
             client = get_llm_client_smart("keywords", settings=settings)
             return list(client.chat.completions.create(messages=MESSAGES, stream=True))
 
+        def responses(settings: LLMSettings) -> object:
+            return get_llm_client_smart("keywords", settings=settings).responses.create(input=INPUT)
+
         scenarios = {
             "non-streamed, LLM_HTTP_SPANS=false": (raw_chat, lambda: chat(lean)),
             "non-streamed, default (HTTP spans)": (raw_chat, lambda: chat(default)),
             "20-chunk stream, LLM_HTTP_SPANS=false": (raw_stream, lambda: stream(lean)),
             "20-chunk stream, default (HTTP spans)": (raw_stream, lambda: stream(default)),
+            "Responses API, LLM_HTTP_SPANS=false": (raw_responses, lambda: responses(lean)),
+            "Responses API, default (HTTP spans)": (raw_responses, lambda: responses(default)),
         }
         print(f"openai {openai.__version__}; {args.rounds} rounds x {args.block} calls per block, interleaved")
         for label, (raw_call, our_call) in scenarios.items():

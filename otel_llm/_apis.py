@@ -139,7 +139,8 @@ class _ChatStream(StreamReader):
         # Azure's first chunk carries only prompt_filter_results, with an empty id and model.
         if answer.response_id is None and chunk.id:
             answer.response_id, answer.response_model = chunk.id, chunk.model or None
-        for choice in chunk.choices:
+        choices = chunk.choices or ()  # some servers send "choices": null
+        for choice in choices:
             if choice.finish_reason:
                 self._reasons[choice.index] = choice.finish_reason
                 self.complete = True
@@ -153,7 +154,7 @@ class _ChatStream(StreamReader):
             answer.output_messages = lambda: _assistant_messages(texts, self._reasons)
         if chunk.usage is not None:
             answer.usage = _chat_usage(chunk.usage)
-            return not (self._hide_usage_chunk and not chunk.choices)
+            return not (self._hide_usage_chunk and not choices)
         return True
 
 

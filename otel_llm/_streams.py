@@ -47,7 +47,7 @@ __all__ = [
 class StreamObserver:
     """What the sync and async stream wrappers share: everything but the waiting."""
 
-    __slots__ = ("_ended", "_time_to_first_chunk", "attempt", "on_end", "reader", "response")
+    __slots__ = ("_blind", "_ended", "_time_to_first_chunk", "attempt", "on_end", "reader", "response")
 
     def __init__(self, attempt: AttemptTelemetry, response: httpx2.Response, reader: StreamReader) -> None:
         self.attempt = attempt
@@ -57,12 +57,17 @@ class StreamObserver:
         """Set when the stream is handed over: reports the outcome (error, ``error.type``) to the call."""
         self._time_to_first_chunk: float | None = None
         self._ended = False
+        self._blind = False  # an event could not be read: its completeness is not ours to judge
 
     def show(self, event: Any) -> bool:
         """Observe ``event``; whether the caller gets to see it."""
         if self._time_to_first_chunk is None:
             self._time_to_first_chunk = self.attempt.elapsed()
-        return guarded(self._observe, event, default=True)
+        visible = guarded(self._observe, event, default=None)
+        if visible is None:
+            self._blind = True
+            return True
+        return visible
 
     def _observe(self, event: Any) -> bool:
         reader = self.reader
@@ -73,7 +78,7 @@ class StreamObserver:
 
     def exhausted(self) -> None:
         """The stream ended by itself: complete, or truncated (raised)."""
-        if self.reader.complete:
+        if self.reader.complete or self._blind:
             self.end(None)
             return
         error = StreamTruncatedError(self.response.request)
