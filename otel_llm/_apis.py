@@ -93,15 +93,17 @@ class Api:
 # -- chat completions ------------------------------------------------------------
 
 
+def _usage(input_tokens: int | None, output_tokens: int | None, input_details: Any, output_details: Any) -> Usage:
+    """Chat and Responses usage alike: their details carry ``cached_tokens`` and ``reasoning_tokens``."""
+    cached = (input_details.cached_tokens or 0) if input_details is not None else 0
+    reasoning = (output_details.reasoning_tokens or 0) if output_details is not None else 0
+    return Usage(input_tokens or 0, output_tokens or 0, cached, reasoning)
+
+
 def _chat_usage(usage: Any) -> Usage:
-    cached = reasoning = 0
-    details = usage.prompt_tokens_details
-    if details is not None:
-        cached = details.cached_tokens or 0
-    details = usage.completion_tokens_details
-    if details is not None:
-        reasoning = details.reasoning_tokens or 0
-    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0, cached, reasoning)
+    return _usage(
+        usage.prompt_tokens, usage.completion_tokens, usage.prompt_tokens_details, usage.completion_tokens_details
+    )
 
 
 def _read_chat(response: Any, capture: bool) -> Answer:
@@ -234,14 +236,7 @@ def _responses_finish_reasons(response: Any) -> list[str]:
 
 
 def _responses_usage(usage: Any) -> Usage:
-    cached = reasoning = 0
-    details = usage.input_tokens_details
-    if details is not None:
-        cached = details.cached_tokens or 0
-    details = usage.output_tokens_details
-    if details is not None:
-        reasoning = details.reasoning_tokens or 0
-    return Usage(usage.input_tokens or 0, usage.output_tokens or 0, cached, reasoning)
+    return _usage(usage.input_tokens, usage.output_tokens, usage.input_tokens_details, usage.output_tokens_details)
 
 
 def _read_responses(response: Any, capture: bool) -> Answer:

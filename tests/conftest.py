@@ -15,7 +15,7 @@ import otel_llm._settings
 from otel_llm._breaker import reset_breakers
 from otel_llm.testing import MockLLMServer
 
-pytest_plugins = ["otel_llm.testing.pytest_plugin"]
+pytest_plugins = ["otel_llm.testing.pytest_plugin", "sdk_clients"]
 
 _OURS = ("LLM_", "ENABLE_LLM_", "OPENAI_", "AZURE_OPENAI_", "OTEL_INSTRUMENTATION_GENAI_")
 

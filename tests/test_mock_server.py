@@ -8,7 +8,6 @@ import json
 import socket
 import struct
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,32 +21,10 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
 )
 from pydantic import BaseModel
+from sdk_clients import API_VERSION, AUTH
 
 from otel_llm.testing import Fault, MockLLMServer, RecordedRequest
 from otel_llm.testing._responses import rate_limit_headers
-
-AUTH = {"Authorization": "Bearer test-key"}
-API_VERSION = "2024-10-21"
-
-
-@pytest.fixture
-def client(llm_server: MockLLMServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=llm_server.base_url, api_key="test-key", max_retries=0) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-def azure(llm_server: MockLLMServer) -> Iterator[openai.AzureOpenAI]:
-    with openai.AzureOpenAI(
-        azure_endpoint=llm_server.azure_endpoint, api_version=API_VERSION, api_key="test-key", max_retries=0
-    ) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-def http(llm_server: MockLLMServer) -> Iterator[httpx2.Client]:
-    with httpx2.Client(base_url=llm_server.url, timeout=5) as raw:
-        yield raw
 
 
 def user(text: str) -> list[ChatCompletionMessageParam]:

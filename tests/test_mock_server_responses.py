@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -13,11 +12,10 @@ import openai
 import pytest
 from openai.types.responses import Response, ResponseInputParam, ResponseStreamEvent
 from pydantic import BaseModel
+from sdk_clients import API_VERSION, AUTH
 
 from otel_llm.testing import Fault, MockLLMServer
 
-AUTH = {"Authorization": "Bearer test-key"}
-API_VERSION = "2025-04-01-preview"
 STREAM_EVENTS = [
     "response.created",
     "response.in_progress",
@@ -29,26 +27,6 @@ STREAM_EVENTS = [
     "response.output_item.done",
     "response.completed",
 ]
-
-
-@pytest.fixture
-def client(llm_server: MockLLMServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=llm_server.base_url, api_key="test-key", max_retries=0) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-def azure(llm_server: MockLLMServer) -> Iterator[openai.AzureOpenAI]:
-    with openai.AzureOpenAI(
-        azure_endpoint=llm_server.azure_endpoint, api_version=API_VERSION, api_key="test-key", max_retries=0
-    ) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-def http(llm_server: MockLLMServer) -> Iterator[httpx2.Client]:
-    with httpx2.Client(base_url=llm_server.url, timeout=5) as raw:
-        yield raw
 
 
 def respond(sdk: openai.OpenAI, text: str = "hello", model: str = "gpt-4.1-mini", **kwargs: Any) -> Response:
