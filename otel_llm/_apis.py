@@ -78,12 +78,14 @@ class Api:
     name: str
     operation: str
     """``gen_ai.operation.name``."""
-    request_attributes: tuple[tuple[str, str], ...]
-    """(request body key, span attribute), recorded when the caller set them."""
+    request_attributes: Mapping[str, str]
+    """Request body key -> span attribute, recorded when the caller set them."""
     read: Callable[[Any, bool], Answer]
     """A complete response -> its :class:`Answer` (the flag: content is captured)."""
     stream_reader: Callable[[bool], StreamReader] | None = None
     """A new reader for one stream (the flag: hide a usage chunk the caller did not ask for)."""
+    stateful_arguments: tuple[str, ...] = ()
+    """Request arguments that continue state stored by the provider (the call must stay with it)."""
     more_request_attributes: Callable[[Mapping[str, Any], Attributes], None] | None = None
     """Adds the request attributes that need more than a look-up (``gen_ai.output.type``, ...)."""
     request_content: Callable[[Mapping[str, Any]], Attributes] | None = None
@@ -180,21 +182,21 @@ def _chat_output_type(body: Mapping[str, Any], into: Attributes) -> None:
 CHAT = Api(
     "chat.completions",
     "chat",
-    (
-        ("temperature", gen_ai.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", gen_ai.GEN_AI_REQUEST_TOP_P),
-        ("max_tokens", gen_ai.GEN_AI_REQUEST_MAX_TOKENS),
-        ("max_completion_tokens", gen_ai.GEN_AI_REQUEST_MAX_TOKENS),
-        ("frequency_penalty", gen_ai.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-        ("presence_penalty", gen_ai.GEN_AI_REQUEST_PRESENCE_PENALTY),
-        ("seed", gen_ai.GEN_AI_REQUEST_SEED),
-        ("n", gen_ai.GEN_AI_REQUEST_CHOICE_COUNT),
-        ("stop", gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES),
-    ),
+    {
+        "temperature": gen_ai.GEN_AI_REQUEST_TEMPERATURE,
+        "top_p": gen_ai.GEN_AI_REQUEST_TOP_P,
+        "max_tokens": gen_ai.GEN_AI_REQUEST_MAX_TOKENS,
+        "max_completion_tokens": gen_ai.GEN_AI_REQUEST_MAX_TOKENS,
+        "frequency_penalty": gen_ai.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+        "presence_penalty": gen_ai.GEN_AI_REQUEST_PRESENCE_PENALTY,
+        "seed": gen_ai.GEN_AI_REQUEST_SEED,
+        "n": gen_ai.GEN_AI_REQUEST_CHOICE_COUNT,
+        "stop": gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES,
+    },
     _read_chat,
     _ChatStream,
-    _chat_output_type,
-    _chat_content,
+    more_request_attributes=_chat_output_type,
+    request_content=_chat_content,
 )
 
 
@@ -311,15 +313,16 @@ def _responses_output_type(body: Mapping[str, Any], into: Attributes) -> None:
 RESPONSES = Api(
     "responses",
     "chat",
-    (
-        ("temperature", gen_ai.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", gen_ai.GEN_AI_REQUEST_TOP_P),
-        ("max_output_tokens", gen_ai.GEN_AI_REQUEST_MAX_TOKENS),
-    ),
+    {
+        "temperature": gen_ai.GEN_AI_REQUEST_TEMPERATURE,
+        "top_p": gen_ai.GEN_AI_REQUEST_TOP_P,
+        "max_output_tokens": gen_ai.GEN_AI_REQUEST_MAX_TOKENS,
+    },
     _read_responses,
     _ResponsesStream,
-    _responses_output_type,
-    _responses_content,
+    stateful_arguments=("previous_response_id", "conversation"),
+    more_request_attributes=_responses_output_type,
+    request_content=_responses_content,
 )
 
 
@@ -340,7 +343,7 @@ def _embeddings_encoding(body: Mapping[str, Any], into: Attributes) -> None:
 EMBEDDINGS = Api(
     "embeddings",
     "embeddings",
-    (("dimensions", gen_ai.GEN_AI_EMBEDDINGS_DIMENSION_COUNT),),
+    {"dimensions": gen_ai.GEN_AI_EMBEDDINGS_DIMENSION_COUNT},
     _read_embeddings,
     more_request_attributes=_embeddings_encoding,
 )

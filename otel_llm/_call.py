@@ -50,8 +50,6 @@ __all__ = ["LogicalCall", "run_async", "run_sync"]
 
 _RETRYABLE = retry_if_exception(is_retryable)
 _RAW_RESPONSES = (LegacyAPIResponse, openai.APIResponse, openai.AsyncAPIResponse)
-# A Responses call that continues stored state can only go where that state is.
-_STATEFUL_ARGUMENTS = ("previous_response_id", "conversation")
 
 
 @lru_cache(maxsize=64)
@@ -98,9 +96,12 @@ class LogicalCall:
         self.body = body
         self._deadline = time.monotonic() + settings.call_timeout_s
         # Each request gets what is left of the deadline, or the caller's own
-        # timeout (the call's, else the client's) when shorter. An httpx
-        # Timeout object is the caller's to manage.
-        timeout = client_timeout if isinstance(options.timeout, openai.NotGiven) else options.timeout
+        # timeout (the call's, else the client's) when shorter; none given
+        # (``None``) leaves it to the deadline. An httpx Timeout object is the
+        # caller's to manage.
+        timeout = options.timeout
+        if timeout is None or isinstance(timeout, openai.NotGiven):
+            timeout = client_timeout
         self._caller_timeout: float | None = timeout if isinstance(timeout, (int, float)) else None
         self._bounded = self._caller_timeout is not None or timeout is None or isinstance(timeout, openai.NotGiven)
         self.hide_usage_chunk = api is CHAT and body.get("stream") is True and _request_usage(body)
@@ -109,7 +110,8 @@ class LogicalCall:
         self._failures: list[str] = []
         self.alias = selection.model
         self.endpoint: Endpoint = settings.endpoints[self.alias]
-        self._home = state_home(self.endpoint) if any(body.get(name) for name in _STATEFUL_ARGUMENTS) else None
+        # A call that continues state stored by the provider can only go where that state is.
+        self._home = state_home(self.endpoint) if api.stateful_arguments and _continues(body, api) else None
         self.attempt: AttemptTelemetry | None = None
         self.telemetry = CallTelemetry(api, selection)
         self._next_alias(None)
@@ -181,7 +183,9 @@ class LogicalCall:
         if self._bounded:
             remaining = max(self._deadline - time.monotonic(), 0.001)
             caller = self._caller_timeout
-            options.timeout = remaining if caller is None else min(caller, remaining)
+            # A field of the SDK's pydantic options, set directly: a validated
+            # assignment costs a microsecond on every attempt.
+            options.__dict__["timeout"] = remaining if caller is None else min(caller, remaining)
         self.attempt = AttemptTelemetry(
             self.telemetry,
             self.alias,
@@ -201,12 +205,15 @@ class LogicalCall:
 
     def completed(self, response: Any) -> None:
         """A whole response arrived (for a raw response: its parsed body)."""
-        assert self.attempt is not None
         self._breaker_report(None)
-        answer = guarded(self.api.read, response, self.attempt.capture, default=None)
-        if answer is not None:
-            guarded(self.attempt.answered, answer)
-        self._end(answer.error_type if answer is not None else None)
+        self._end(guarded(self._record_answer, response, default=None))
+
+    def _record_answer(self, response: Any) -> str | None:
+        """Record ``response`` on the attempt; its ``error.type`` (a failure inside a 200), if any."""
+        assert self.attempt is not None
+        answer = self.api.read(response, self.attempt.capture)
+        self.attempt.answered(answer)
+        return answer.error_type
 
     def observer(self, response: Any) -> StreamObserver:
         """The observer of a stream this attempt opened (``response``: its HTTP response)."""
@@ -237,6 +244,10 @@ class LogicalCall:
     def _breaker_moved(self, alias: str, state: BreakerState | None) -> None:
         if state is not None:
             guarded(self.telemetry.breaker, alias, state)
+
+
+def _continues(body: Mapping[str, Any], api: Api) -> bool:
+    return any(body.get(name) for name in api.stateful_arguments)
 
 
 def _request_usage(body: dict[str, Any]) -> bool:

@@ -124,6 +124,10 @@ class _Bound:
     selection: Selection
     """The selection behind this client."""
     _settings: LLMSettings
+    _own_timeout: float | httpx2.Timeout | openai.NotGiven | None
+    """The timeout ``with_options`` set, or ``NOT_GIVEN`` for the SDK's default."""
+    _has_client_options: bool
+    """Whether ``with_options`` set headers or query parameters to add to every request."""
     _is_async: ClassVar[bool]
 
     @classmethod
@@ -134,9 +138,15 @@ class _Bound:
             http_client=_idle_http_client(cls._is_async),
             **endpoint.client_options,
         )
-        client.selection = selection
-        client._settings = settings
+        client._bind(selection, settings)
         return client
+
+    def _bind(self, selection: Selection, settings: LLMSettings) -> None:
+        self.selection = selection
+        self._settings = settings
+        timeout: float | httpx2.Timeout | None = self.timeout  # type: ignore[attr-defined]
+        self._own_timeout = openai.NOT_GIVEN if timeout == openai.DEFAULT_TIMEOUT else timeout
+        self._has_client_options = bool(self._custom_headers or self._custom_query)  # type: ignore[attr-defined]
 
     def _route(self, options: FinalRequestOptions) -> LogicalCall | None:
         """The logical call of a generating request; ``None`` for a request to pass through.
@@ -144,13 +154,10 @@ class _Bound:
         Either way the request gets what ``with_options`` set, since another
         SDK client sends it.
         """
-        custom_headers: dict[str, Any] = self._custom_headers  # type: ignore[attr-defined]
-        custom_query: dict[str, Any] = self._custom_query  # type: ignore[attr-defined]
-        if custom_headers:
+        if self._has_client_options:
             headers = options.headers if not isinstance(options.headers, openai.NotGiven) else {}
-            options.headers = {**custom_headers, **headers}
-        if custom_query:
-            options.params = {**custom_query, **options.params}
+            options.headers = {**self._custom_headers, **headers}  # type: ignore[attr-defined]
+            options.params = {**self._custom_query, **options.params}  # type: ignore[attr-defined]
         api = API_BY_PATH.get(options.url) if options.method == "post" else None
         if api is not None and isinstance(options.json_data, dict):
             return LogicalCall(api, self.selection, self._settings, options, self._own_timeout)
@@ -164,12 +171,6 @@ class _Bound:
         provider = async_client if self._is_async else sync_client
         return provider(alias, self._settings.endpoints[alias], self._settings.http_spans).client
 
-    @property
-    def _own_timeout(self) -> float | httpx2.Timeout | openai.NotGiven | None:
-        """The timeout ``with_options`` set, or ``NOT_GIVEN`` for the SDK's default."""
-        timeout: float | httpx2.Timeout | None = self.timeout  # type: ignore[attr-defined]
-        return openai.NOT_GIVEN if timeout == openai.DEFAULT_TIMEOUT else timeout
-
     if not TYPE_CHECKING:  # type checkers keep the SDK's signature of copy() and with_options()
 
         def copy(self, **options: Any) -> Any:
@@ -181,8 +182,7 @@ class _Bound:
                 )
             options.pop("max_retries", None)  # retries are otel-llm's own; the SDK's stay off
             copy = super().copy(**options)
-            copy.selection = self.selection
-            copy._settings = self._settings
+            copy._bind(self.selection, self._settings)
             return copy
 
         with_options = copy

@@ -1,12 +1,13 @@
 """The SDK's generating resources, with ``model`` optional: the selection fills it.
 
 At run time these are the ``openai`` SDK's own resource classes, with one
-change: the methods whose ``model`` the SDK requires default it to
-:data:`SELECTED_MODEL`, a marker the client's request path replaces with the
-model of each attempt (a ``model`` the caller passes counts as
-``request_model``). Everything else, the raw-response wrappers included, is
-the SDK's unchanged; the types of this module are in ``_resources.pyi``,
-generated from the SDK by ``scripts/generate_resources_stub.py``.
+change: the generating methods default ``model`` to :data:`SELECTED_MODEL`, a
+marker the client's request path replaces with the model of each attempt (a
+``model`` the caller passes counts as ``request_model``), and ``timeout`` to
+``None``, which the call's deadline bounds (so the SDK need not copy its own
+default into every request's options). Everything else, the raw-response
+wrappers included, is the SDK's unchanged; the types of this module are in
+``_resources.pyi``, generated from the SDK by ``scripts/generate_resources_stub.py``.
 """
 
 from __future__ import annotations
@@ -42,31 +43,37 @@ def is_selected(model: object) -> bool:
     return model is None or isinstance(model, _Selected)
 
 
-def _model_optional(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` with ``model`` defaulting to :data:`SELECTED_MODEL`.
+def _generating(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` with what otel-llm decides left out: ``model`` and ``timeout``."""
 
-    A stream that resumes a stored response (``response_id=``) takes no model.
-    """
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, model: Any = SELECTED_MODEL, timeout: Any = None, **kwargs: Any) -> Any:
+        return method(self, *args, model=model, timeout=timeout, **kwargs)
+
+    return call
+
+
+def _generating_or_resumed(method: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`_generating` for ``responses.stream``, whose resumed streams (``response_id=``) take no model."""
+    generating = _generating(method)
 
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if "model" not in kwargs and "response_id" not in kwargs:
-            kwargs["model"] = SELECTED_MODEL
-        return method(self, *args, **kwargs)
+        return (method if "response_id" in kwargs else generating)(self, *args, **kwargs)
 
     return call
 
 
 class Completions(chat.Completions):
-    create = _model_optional(chat.Completions.create)
-    parse = _model_optional(chat.Completions.parse)
-    stream = _model_optional(chat.Completions.stream)
+    create = _generating(chat.Completions.create)
+    parse = _generating(chat.Completions.parse)
+    stream = _generating(chat.Completions.stream)
 
 
 class AsyncCompletions(chat.AsyncCompletions):
-    create = _model_optional(chat.AsyncCompletions.create)
-    parse = _model_optional(chat.AsyncCompletions.parse)
-    stream = _model_optional(chat.AsyncCompletions.stream)
+    create = _generating(chat.AsyncCompletions.create)
+    parse = _generating(chat.AsyncCompletions.parse)
+    stream = _generating(chat.AsyncCompletions.stream)
 
 
 class Chat(chat.Chat):
@@ -82,19 +89,23 @@ class AsyncChat(chat.AsyncChat):
 
 
 class Embeddings(embeddings.Embeddings):
-    create = _model_optional(embeddings.Embeddings.create)
+    create = _generating(embeddings.Embeddings.create)
 
 
 class AsyncEmbeddings(embeddings.AsyncEmbeddings):
-    create = _model_optional(embeddings.AsyncEmbeddings.create)
+    create = _generating(embeddings.AsyncEmbeddings.create)
 
 
 class Responses(responses.Responses):
-    stream = _model_optional(responses.Responses.stream)
+    create = _generating(responses.Responses.create)
+    parse = _generating(responses.Responses.parse)
+    stream = _generating_or_resumed(responses.Responses.stream)
 
 
 class AsyncResponses(responses.AsyncResponses):
-    stream = _model_optional(responses.AsyncResponses.stream)
+    create = _generating(responses.AsyncResponses.create)
+    parse = _generating(responses.AsyncResponses.parse)
+    stream = _generating_or_resumed(responses.AsyncResponses.stream)
 
 
 # The raw-response wrappers are the SDK's: wrapping the methods above, they

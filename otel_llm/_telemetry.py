@@ -263,9 +263,10 @@ class AttemptTelemetry:
         body = self.body
         api = self.api
         attributes[names.ATTEMPT] = self.call.attempts
-        for argument, key in api.request_attributes:
-            value = body.get(argument)
-            if value is not None:
+        named = api.request_attributes
+        for argument, value in body.items():  # a request body has few keys
+            key = named.get(argument)
+            if key is not None and value is not None:
                 attributes[key] = _attribute_value(value)
         if api.more_request_attributes is not None:
             api.more_request_attributes(body, attributes)
