@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx2
 import openai
+from openai._constants import RAW_RESPONSE_HEADER
 from openai._legacy_response import LegacyAPIResponse
 from openai._models import FinalRequestOptions
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
@@ -104,7 +105,11 @@ class LogicalCall:
             timeout = client_timeout
         self._caller_timeout: float | None = timeout if isinstance(timeout, (int, float)) else None
         self._bounded = self._caller_timeout is not None or timeout is None or isinstance(timeout, openai.NotGiven)
-        self.hide_usage_chunk = api is CHAT and body.get("stream") is True and _request_usage(body)
+        if not self._bounded:
+            options.timeout = timeout
+        # A raw response gives the caller the provider's bytes: its stream is asked for nothing more.
+        raw = not isinstance(options.headers, openai.NotGiven) and bool(options.headers.get(RAW_RESPONSE_HEADER))
+        self.hide_usage_chunk = api is CHAT and body.get("stream") is True and not raw and _request_usage(body)
         self._chain = [selection.model, *settings.fallback_chain(selection.model)]
         self._index = -1
         self._failures: list[str] = []
