@@ -90,7 +90,8 @@ class LogicalCall:
     ) -> None:
         body: dict[str, Any] = options.json_data  # type: ignore[assignment]  # a generating request's JSON object
         requested = body.get("model")
-        selection = with_request_model(selection, None if is_selected(requested) else requested, settings)
+        if not is_selected(requested):
+            selection = with_request_model(selection, requested, settings)
         self.api = api
         self.settings = settings
         self.options = options
@@ -107,9 +108,7 @@ class LogicalCall:
         self._bounded = self._caller_timeout is not None or timeout is None or isinstance(timeout, openai.NotGiven)
         if not self._bounded:
             options.timeout = timeout
-        # A raw response gives the caller the provider's bytes: its stream is asked for nothing more.
-        raw = not isinstance(options.headers, openai.NotGiven) and bool(options.headers.get(RAW_RESPONSE_HEADER))
-        self.hide_usage_chunk = api is CHAT and body.get("stream") is True and not raw and _request_usage(body)
+        self.hide_usage_chunk = api is CHAT and body.get("stream") is True and _request_usage(body, options)
         self._chain = [selection.model, *settings.fallback_chain(selection.model)]
         self._index = -1
         self._failures: list[str] = []
@@ -210,15 +209,9 @@ class LogicalCall:
 
     def completed(self, response: Any) -> None:
         """A whole response arrived (for a raw response: its parsed body)."""
-        self._breaker_report(None)
-        self._end(guarded(self._record_answer, response, default=None))
-
-    def _record_answer(self, response: Any) -> str | None:
-        """Record ``response`` on the attempt; its ``error.type`` (a failure inside a 200), if any."""
         assert self.attempt is not None
-        answer = self.api.read(response, self.attempt.capture)
-        self.attempt.answered(answer)
-        return answer.error_type
+        self._breaker_report(None)
+        self._end(guarded(self.attempt.response, response, default=None))
 
     def observer(self, response: Any) -> StreamObserver:
         """The observer of a stream this attempt opened (``response``: its HTTP response)."""
@@ -255,13 +248,19 @@ def _continues(body: Mapping[str, Any], api: Api) -> bool:
     return any(body.get(name) for name in api.stateful_arguments)
 
 
-def _request_usage(body: dict[str, Any]) -> bool:
-    """Ask a chat stream for its usage chunk; whether to hide it (the caller did not ask)."""
-    options = body.get("stream_options")
-    options = options if isinstance(options, Mapping) else {}
-    if options.get("include_usage"):
+def _request_usage(body: dict[str, Any], options: FinalRequestOptions) -> bool:
+    """Ask a chat stream for its usage chunk; whether to hide it (the caller did not ask).
+
+    A raw response gives the caller the provider's bytes: its stream is asked for nothing more.
+    """
+    headers = options.headers
+    if not isinstance(headers, openai.NotGiven) and headers.get(RAW_RESPONSE_HEADER):
         return False
-    body["stream_options"] = {**options, "include_usage": True}
+    stream_options = body.get("stream_options")
+    stream_options = stream_options if isinstance(stream_options, Mapping) else {}
+    if stream_options.get("include_usage"):
+        return False
+    body["stream_options"] = {**stream_options, "include_usage": True}
     return True
 
 

@@ -24,7 +24,7 @@ from . import _semconv as names
 from ._apis import Answer, Api, Usage
 from ._cost import CostFunction
 from ._endpoints import Endpoint
-from ._guard import guarded
+from ._guard import report_failure
 from ._selection import Selection
 from ._semconv import gen_ai, instruments, tracer
 
@@ -52,7 +52,11 @@ _NOT_RECORDING: trace.Span = trace.INVALID_SPAN
 
 def _start_span(name: str, parent: context.Context | None, kind: SpanKind, attributes: Attributes) -> trace.Span:
     """A started span; a span that records nothing when starting one failed (a span processor raised)."""
-    return guarded(tracer.start_span, name, parent, kind, attributes, default=_NOT_RECORDING)
+    try:
+        return tracer.start_span(name, parent, kind, attributes)
+    except Exception:
+        report_failure("start_span")
+        return _NOT_RECORDING
 
 
 # Attribute sets that depend only on configuration are built once per
@@ -236,6 +240,12 @@ class AttemptTelemetry:
 
     def failed(self, error: BaseException) -> None:
         self._end({}, None, error_type(error))
+
+    def response(self, response: Any) -> str | None:
+        """A whole response arrived: record it; its ``error.type`` (a failure inside a 200), if any."""
+        answer = self.api.read(response, self.capture)
+        self.answered(answer)
+        return answer.error_type
 
     def answered(self, answer: Answer, time_to_first_chunk: float | None = None, error: str | None = None) -> None:
         """The response is complete (or its stream is over): record what it carried and end the attempt.
