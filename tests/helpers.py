@@ -16,6 +16,34 @@ AZURE_ENTRY = {
 }
 
 
+KEY = "sk-test-never-shown-0123456789"
+
+
+def shapes_settings(server: Any, api_version: str = "2024-10-21") -> Any:
+    """Aliases of both provider shapes on ``server``: ``mini`` and ``big`` (OpenAI), ``azure`` (a deployment).
+
+    Their key is read from ``TEST_LLM_KEY`` (the test sets it to :data:`KEY`); ``gap_analysis``
+    selects ``azure``, everything else ``mini``, and a request model is honoured.
+    """
+    from otel_llm import LLMSettings
+
+    def openai_model(model: str) -> dict[str, str]:
+        return {"provider": "openai", "model": model, "base_url": server.base_url, "api_key_env": "TEST_LLM_KEY"}
+
+    azure = {
+        **AZURE_ENTRY,
+        "endpoint": server.azure_endpoint,
+        "api_version": api_version,
+        "api_key_env": "TEST_LLM_KEY",
+    }
+    return LLMSettings(
+        models={"mini": openai_model("gpt-4.1-mini"), "big": openai_model("gpt-4.1"), "azure": azure},
+        model_default="mini",
+        api_models={"LLM_MODEL_GAP_ANALYSIS": "azure"},
+        enable_llm_model_override=True,
+    )
+
+
 def metric_points(reader: InMemoryMetricReader, name: str, api: str | None) -> list[tuple[dict[str, Any], Any, str]]:
     """(attributes, data point, unit) of metric ``name``, for ``api`` (or any point without an API name)."""
     found = []

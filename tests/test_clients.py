@@ -7,6 +7,7 @@ import json
 
 import openai
 import pytest
+from helpers import KEY, shapes_settings
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -22,36 +23,14 @@ from otel_llm import (
 )
 from otel_llm.testing import Fault, MockLLMServer
 
-KEY = "sk-test-never-shown-0123456789"
 MESSAGES = [{"role": "user", "content": "Extract the keywords of this text."}]
 
 
 @pytest.fixture
 def settings(server: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> LLMSettings:
     monkeypatch.setenv("TEST_LLM_KEY", KEY)
-    models = {
-        "mini": {
-            "provider": "openai",
-            "model": "gpt-4.1-mini",
-            "base_url": server.base_url,
-            "api_key_env": "TEST_LLM_KEY",
-        },
-        "big": {"provider": "openai", "model": "gpt-4.1", "base_url": server.base_url, "api_key_env": "TEST_LLM_KEY"},
-        "azure": {
-            "provider": "azure",
-            "model": "gpt-4o",
-            "deployment": "gpt-4o-2",
-            "endpoint": server.azure_endpoint,
-            "api_version": "2024-10-21",
-            "api_key_env": "TEST_LLM_KEY",
-        },
-    }
-    return LLMSettings(
-        models=models,
-        model_default="mini",
-        api_models={"LLM_MODEL_GAP_ANALYSIS": "azure"},
-        enable_llm_model_override=True,
-    )
+    settings: LLMSettings = shapes_settings(server)
+    return settings
 
 
 PROVIDERS = [("keywords", "openai"), ("gap_analysis", "azure")]

@@ -27,6 +27,7 @@ import httpx2
 import openai
 import pydantic
 import pytest
+from helpers import KEY, shapes_settings
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -46,7 +47,6 @@ from otel_llm.testing import Fault, MockLLMServer, RecordedRequest
 
 pytestmark = pytest.mark.anyio
 
-KEY = "sk-test-sdk-surface-0123456789"
 API_VERSION = "2024-10-21"
 MESSAGES = [{"role": "user", "content": "Extract the keywords of this text."}]
 TEXT = "Extract the keywords of this text."
@@ -225,29 +225,8 @@ def raw_client(server: MockLLMServer, shape: str, is_async: bool) -> Any:
 @pytest.fixture
 def settings(server: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> LLMSettings:
     monkeypatch.setenv("TEST_LLM_KEY", KEY)
-    models = {
-        "mini": {
-            "provider": "openai",
-            "model": "gpt-4.1-mini",
-            "base_url": server.base_url,
-            "api_key_env": "TEST_LLM_KEY",
-        },
-        "big": {"provider": "openai", "model": "gpt-4.1", "base_url": server.base_url, "api_key_env": "TEST_LLM_KEY"},
-        "azure": {
-            "provider": "azure",
-            "model": "gpt-4o",
-            "deployment": "gpt-4o-2",
-            "endpoint": server.azure_endpoint,
-            "api_version": API_VERSION,
-            "api_key_env": "TEST_LLM_KEY",
-        },
-    }
-    return LLMSettings(
-        models=models,
-        model_default="mini",
-        api_models={"LLM_MODEL_GAP_ANALYSIS": "azure"},
-        enable_llm_model_override=True,
-    )
+    settings: LLMSettings = shapes_settings(server, API_VERSION)
+    return settings
 
 
 @pytest.fixture(

@@ -1,0 +1,141 @@
+"""Instructions per call under ``valgrind --tool=callgrind``: otel-llm against the raw SDK.
+
+    python bench/bench_instructions.py [--kinds chat stream responses] [--calls 10 40] [--jobs 2]
+
+Timings on a shared machine drown a change of a few percent; instruction
+counts do not: the same program with the same inputs executes the same
+instructions, whatever else the machine does. Each variant (the raw ``openai``
+client, otel-llm with ``LLM_HTTP_SPANS=false``, otel-llm by default) makes N1
+and then N2 calls of each kind in a process of its own under callgrind,
+against the embedded server in another process (not counted), with real
+OpenTelemetry SDK providers installed; (total(N2) - total(N1)) / (N2 - N1) is
+the cost of one call, start-up and imports cancelled out. The hash seed is
+fixed (it decides dict layouts, so counts move by about half a percent from
+one seed to another) and the start-up heap is frozen out of the garbage
+collector's work. A run takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from _harness import server_process
+
+VARIANTS = ("raw", "lean", "default")
+KINDS = ("chat", "stream", "responses")
+MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
+INPUT = "Extract the keywords of this job description."
+
+
+def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
+    """The measured process: ``count`` calls (after three to warm up), then the spans flushed."""
+    import openai
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otel_llm import LLMSettings, get_llm_client_smart
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    os.environ["OTEL_LLM_BENCH_KEY"] = "bench-key"
+    if variant == "raw":
+        raw = openai.OpenAI(base_url=base_url, api_key="bench-key", max_retries=0)
+
+        def client() -> openai.OpenAI:
+            return raw
+
+        model: dict[str, str] = {"model": "gpt-4.1-mini"}
+    else:
+        endpoint = {
+            "provider": "openai",
+            "model": "gpt-4.1-mini",
+            "base_url": base_url,
+            "api_key_env": "OTEL_LLM_BENCH_KEY",
+        }
+        settings = LLMSettings(models={"mini": endpoint}, model_default="mini", http_spans=variant == "default")
+
+        def client() -> openai.OpenAI:
+            return get_llm_client_smart("keywords", settings=settings)  # per call, as a service asks per request
+
+        model = {}
+    call = {
+        "chat": lambda: client().chat.completions.create(messages=MESSAGES, **model),
+        "stream": lambda: list(client().chat.completions.create(messages=MESSAGES, stream=True, **model)),
+        "responses": lambda: client().responses.create(input=INPUT, **model),
+    }[kind]
+    for _ in range(3):
+        call()
+    # Keep the start-up heap out of every later collection: else the size of
+    # what was imported, not the calls, decides what a collection costs.
+    gc.collect()
+    gc.freeze()
+    for _ in range(count):
+        call()
+    provider.shutdown()
+
+
+def _instructions(variant: str, kind: str, count: int, base_url: str, seed: int) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "callgrind.out"
+        child = [sys.executable, __file__, "--child", variant, kind, str(count), base_url]
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *child], check=True, capture_output=True
+        )
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"no instruction total in callgrind's output for {variant} {kind}")
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        variant, kind, count, base_url = sys.argv[2:6]
+        _calls(variant, kind, int(count), base_url)
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--calls", nargs=2, type=int, default=[10, 40], metavar=("N1", "N2"))
+    parser.add_argument("--jobs", type=int, default=2, help="callgrind processes at once")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="PYTHONHASHSEED of the measured processes (another seed moves counts ~0.5%%)",
+    )
+    args = parser.parse_args()
+    first, second = args.calls
+    with server_process(reply_words=20) as base_url, ThreadPoolExecutor(args.jobs) as pool:
+        runs = {
+            (kind, variant, count): pool.submit(_instructions, variant, kind, count, base_url, args.seed)
+            for kind in args.kinds
+            for variant in VARIANTS
+            for count in (first, second)
+        }
+        print(f"instructions per call, (N{second} - N{first}) / {second - first}, callgrind")
+        for kind in args.kinds:
+            per_call = {
+                variant: (runs[kind, variant, second].result() - runs[kind, variant, first].result()) / (second - first)
+                for variant in VARIANTS
+            }
+            raw = per_call["raw"]
+            cells = "  ".join(
+                f"{variant} {per_call[variant] / 1e6:7.3f} M ({per_call[variant] / raw:.3f}x)" for variant in VARIANTS
+            )
+            print(f"{kind:<10} {cells}")
+
+
+if __name__ == "__main__":
+    main()
