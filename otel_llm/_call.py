@@ -134,7 +134,7 @@ class LogicalCall:
             self._index += 1
             alias = self._chain[self._index]
             if previous is not None and reason is not None:
-                self.telemetry.fallback(previous, alias, reason)
+                guarded(self.telemetry.fallback, previous, alias, reason)
             endpoint = self.settings.endpoints[alias]
             if self._home is not None and state_home(endpoint) != self._home:
                 self._failures.append(f"{alias}: skipped, it cannot see the stored state")
