@@ -1,14 +1,17 @@
 """What is computed from one ``LLMSettings`` and reused by every call made with it.
 
 Settings are immutable values; the memos derived from them (selections per
-API, prices per alias, clients per selection) live here, next to them rather
-than in them, and go away with them.
+API, prices per alias, clients per selection) are kept in one ``Derived``
+object that the settings carry privately, outside their fields (equality,
+``model_dump`` and validation never see it). It lives exactly as long as the
+settings: the clients it holds refer back to them, so a registry outside
+would keep both alive for ever. A copy of the settings (``model_copy``) gets
+memos of its own.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,29 +21,29 @@ if TYPE_CHECKING:
 
 __all__ = ["Derived", "derived"]
 
+_ATTRIBUTE = "_otel_llm_derived"
+_lock = threading.Lock()
+
 
 class Derived:
     """The memos of one settings object (each bounded by its user)."""
 
-    __slots__ = ("clients", "costs", "selections")
+    __slots__ = ("clients", "costs", "owner", "selections")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: int) -> None:
+        self.owner = owner
+        """``id()`` of the settings these memos are of (a copy carries the original's)."""
         self.selections: dict[str, Selection] = {}
         self.costs: dict[str, CostFunction | None] = {}
         self.clients: dict[tuple[Selection, bool], Any] = {}
 
 
-_lock = threading.Lock()
-_by_settings: dict[int, Derived] = {}
-
-
 def derived(settings: LLMSettings) -> Derived:
-    """The memos of ``settings``: found by identity, dropped when the settings are collected."""
-    found = _by_settings.get(id(settings))
-    if found is None:
+    """The memos of ``settings``."""
+    found: Derived | None = settings.__dict__.get(_ATTRIBUTE)
+    if found is None or found.owner != id(settings):
         with _lock:
-            found = _by_settings.get(id(settings))
-            if found is None:
-                found = _by_settings[id(settings)] = Derived()
-                weakref.finalize(settings, _by_settings.pop, id(settings), None)
+            found = settings.__dict__.get(_ATTRIBUTE)
+            if found is None or found.owner != id(settings):
+                found = settings.__dict__[_ATTRIBUTE] = Derived(id(settings))
     return found

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
 
 import openai
 import pytest
@@ -233,3 +235,22 @@ def test_the_key_is_never_shown(settings: LLMSettings) -> None:
     client = get_llm_client_smart("gap_analysis", settings=settings)
     shown = [repr(client), repr(client.selection), repr(settings), str(settings.model_dump())]
     assert not any(KEY in text for text in shown)
+
+
+def test_clients_go_away_with_their_settings(server: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_LLM_KEY", KEY)
+    settings = shapes_settings(server)  # not the fixture's: pytest holds those until the test ends
+    client = get_llm_client_smart("keywords", settings=settings)
+    client.chat.completions.create(messages=MESSAGES)
+    settings_ref, client_ref = weakref.ref(settings), weakref.ref(client)
+    del client, settings
+    gc.collect()
+    assert settings_ref() is None and client_ref() is None
+
+
+def test_a_copy_of_the_settings_selects_by_its_own_values(server: MockLLMServer, settings: LLMSettings) -> None:
+    assert get_llm_client_smart("keywords", settings=settings).selection.model == "mini"
+    copied = settings.model_copy(update={"model_default": "big"})
+    assert get_llm_client_smart("keywords", settings=copied).selection.model == "big"
+    assert get_llm_client_smart("keywords", settings=settings).selection.model == "mini"
+    assert get_llm_client_smart("keywords", settings=settings) is get_llm_client_smart("keywords", settings=settings)
