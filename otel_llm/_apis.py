@@ -70,12 +70,15 @@ class StreamReader:
         """Record ``event``; whether the caller gets to see it."""
         raise NotImplementedError
 
+    def finished(self) -> Answer:
+        """What the stream carried, once it is over."""
+        return self.answer
+
 
 @dataclass(frozen=True, slots=True)
 class Api:
     """One generating API of the SDK: how its requests and answers are read."""
 
-    name: str
     operation: str
     """``gen_ai.operation.name``."""
     request_attributes: Mapping[str, str]
@@ -151,15 +154,19 @@ class _ChatStream(StreamReader):
             delta = choice.delta
             if capture and delta is not None and delta.content:
                 self._texts.setdefault(choice.index, []).append(delta.content)
-        if self._reasons:
-            answer.finish_reasons = [self._reasons[index] for index in sorted(self._reasons)]
-        if capture and self._texts:
-            texts = {index: "".join(parts) for index, parts in self._texts.items()}
-            answer.output_messages = lambda: _assistant_messages(texts, self._reasons)
         if chunk.usage is not None:
             answer.usage = _chat_usage(chunk.usage)
             return not (self._hide_usage_chunk and not choices)
         return True
+
+    def finished(self) -> Answer:
+        reasons, answer = self._reasons, self.answer
+        if reasons:
+            answer.finish_reasons = [reasons[index] for index in sorted(reasons)]
+        if self._texts:
+            texts = {index: "".join(parts) for index, parts in self._texts.items()}
+            answer.output_messages = lambda: _assistant_messages(texts, reasons)
+        return answer
 
 
 def _chat_content(body: Mapping[str, Any]) -> Attributes:
@@ -180,7 +187,6 @@ def _chat_output_type(body: Mapping[str, Any], into: Attributes) -> None:
 
 
 CHAT = Api(
-    "chat.completions",
     "chat",
     {
         "temperature": gen_ai.GEN_AI_REQUEST_TEMPERATURE,
@@ -311,7 +317,6 @@ def _responses_output_type(body: Mapping[str, Any], into: Attributes) -> None:
 
 
 RESPONSES = Api(
-    "responses",
     "chat",
     {
         "temperature": gen_ai.GEN_AI_REQUEST_TEMPERATURE,
@@ -341,7 +346,6 @@ def _embeddings_encoding(body: Mapping[str, Any], into: Attributes) -> None:
 
 
 EMBEDDINGS = Api(
-    "embeddings",
     "embeddings",
     {"dimensions": gen_ai.GEN_AI_EMBEDDINGS_DIMENSION_COUNT},
     _read_embeddings,

@@ -19,14 +19,13 @@ directly, so nothing is read ahead); it is handed over behind a proxy whose
 
 from __future__ import annotations
 
-import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import httpx2
 import wrapt
-from openai import AsyncStream, Stream
+from openai import AsyncAPIResponse, AsyncStream, Stream
 
 from ._apis import StreamReader
 from ._errors import StreamTruncatedError
@@ -89,7 +88,7 @@ class StreamObserver:
         if self._ended or self.on_end is None:
             return
         self._ended = True
-        answer = self.reader.answer
+        answer = self.reader.finished()
         kind = error_type(error) if error is not None else answer.error_type
         guarded(self.attempt.answered, answer, self._time_to_first_chunk, kind)
         self.on_end(error, kind)
@@ -212,21 +211,20 @@ class ObservedRawResponse(wrapt.ObjectProxy[Any]):
         self._self_stream: _Observed | None = None
 
     def parse(self, *, to: Any = None) -> Any:
+        """The observed stream, the same at every call; awaitable when the SDK's ``parse()`` is."""
         if to is not None:
             return self.__wrapped__.parse(to=to)
-        if self._self_stream is not None:
-            return self._self_stream
-        parsed = self.__wrapped__.parse()
-        if inspect.isawaitable(parsed):  # an async client's streaming response
-            return self._observe_async(parsed)
-        return self._observe(parsed)
-
-    def _observe(self, stream: Any) -> _Observed:
-        self._self_stream = self._self_observed(stream, self._self_observer, deque())
+        if isinstance(self.__wrapped__, AsyncAPIResponse):  # an async client's streaming response
+            return self._observe_async()
+        if self._self_stream is None:
+            self._self_stream = self._self_observed(self.__wrapped__.parse(), self._self_observer, deque())
         return self._self_stream
 
-    async def _observe_async(self, parsed: Awaitable[Any]) -> _Observed:
-        return self._observe(await parsed)
+    async def _observe_async(self) -> _Observed:
+        if self._self_stream is None:
+            stream = await self.__wrapped__.parse()
+            self._self_stream = self._self_observed(stream, self._self_observer, deque())
+        return self._self_stream
 
     def close(self) -> Any:
         self._self_observer.end(None)
