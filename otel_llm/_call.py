@@ -180,8 +180,8 @@ class LogicalCall:
 
     # -- one attempt --------------------------------------------------------------
 
-    def start_attempt(self, provider: Provider[Any]) -> FinalRequestOptions:
-        """Open the attempt span and aim the request at the current alias; returns its options."""
+    def start_attempt(self, provider: Provider[Any]) -> None:
+        """Open the attempt span and aim the request (``options``) at the current alias."""
         options = self.options
         self.body["model"] = self.endpoint.request_model
         if self._bounded:
@@ -199,7 +199,6 @@ class LogicalCall:
             cost_function(self.alias, self.endpoint, self.settings),
             self.settings.capture_message_content,
         )
-        return options
 
     def attempt_failed(self, error: BaseException) -> None:
         assert self.attempt is not None
@@ -277,10 +276,10 @@ def run_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> 
 
 def _attempt_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     provider = sync_client(call.alias, call.endpoint, call.settings.http_spans)
-    options = call.start_attempt(provider)
+    call.start_attempt(provider)
     assert call.attempt is not None
     try:
-        result = provider.client.request(cast_to, options, stream=stream, stream_cls=stream_cls)
+        result = provider.client.request(cast_to, call.options, stream=stream, stream_cls=stream_cls)
         raw = isinstance(result, _RAW_RESPONSES)
         if not stream:
             call.completed(result.parse() if raw else result)
@@ -313,10 +312,10 @@ async def run_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: A
 
 async def _attempt_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     provider = async_client(call.alias, call.endpoint, call.settings.http_spans)
-    options = call.start_attempt(provider)
+    call.start_attempt(provider)
     assert call.attempt is not None
     try:
-        result = await provider.client.request(cast_to, options, stream=stream, stream_cls=stream_cls)
+        result = await provider.client.request(cast_to, call.options, stream=stream, stream_cls=stream_cls)
         raw = isinstance(result, _RAW_RESPONSES)
         if not stream:
             parsed = result.parse() if raw else result

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx2
@@ -129,6 +130,10 @@ class _Bound:
     _has_client_options: bool
     """Whether ``with_options`` set headers or query parameters to add to every request."""
     _is_async: ClassVar[bool]
+    if TYPE_CHECKING:  # the SDK client's, which every subclass also is
+        timeout: float | httpx2.Timeout | None
+        _custom_headers: Mapping[str, str]
+        _custom_query: Mapping[str, object]
 
     @classmethod
     def bound_to(cls, selection: Selection, settings: LLMSettings, endpoint: Endpoint) -> Any:
@@ -144,9 +149,8 @@ class _Bound:
     def _bind(self, selection: Selection, settings: LLMSettings) -> None:
         self.selection = selection
         self._settings = settings
-        timeout: float | httpx2.Timeout | None = self.timeout  # type: ignore[attr-defined]
-        self._own_timeout = openai.NOT_GIVEN if timeout == openai.DEFAULT_TIMEOUT else timeout
-        self._has_client_options = bool(self._custom_headers or self._custom_query)  # type: ignore[attr-defined]
+        self._own_timeout = openai.NOT_GIVEN if self.timeout == openai.DEFAULT_TIMEOUT else self.timeout
+        self._has_client_options = bool(self._custom_headers or self._custom_query)
 
     def _route(self, options: FinalRequestOptions) -> LogicalCall | None:
         """The logical call of a generating request; ``None`` for a request to pass through.
@@ -156,13 +160,13 @@ class _Bound:
         """
         if self._has_client_options:
             headers = options.headers if not isinstance(options.headers, openai.NotGiven) else {}
-            options.headers = {**self._custom_headers, **headers}  # type: ignore[attr-defined]
-            options.params = {**self._custom_query, **options.params}  # type: ignore[attr-defined]
+            options.headers = {**self._custom_headers, **headers}
+            options.params = {**self._custom_query, **options.params}
         api = API_BY_PATH.get(options.url) if options.method == "post" else None
         if api is not None and isinstance(options.json_data, dict):
             return LogicalCall(api, self.selection, self._settings, options, self._own_timeout)
         if isinstance(options.timeout, openai.NotGiven):
-            options.timeout = self.timeout  # type: ignore[attr-defined]
+            options.timeout = self.timeout
         return None
 
     def _selected_sdk_client(self) -> Any:
@@ -171,21 +175,20 @@ class _Bound:
         provider = async_client if self._is_async else sync_client
         return provider(alias, self._settings.endpoints[alias], self._settings.http_spans).client
 
-    if not TYPE_CHECKING:  # type checkers keep the SDK's signature of copy() and with_options()
+    def _copy(self, **options: Any) -> Any:
+        unsupported = sorted(set(options) - _CLIENT_OPTIONS)
+        if unsupported:
+            raise TypeError(
+                f"with_options({', '.join(unsupported)}=...) is not supported by an otel-llm client: "
+                "the endpoint, key and HTTP client come from the alias's configuration (LLM_MODELS)"
+            )
+        options.pop("max_retries", None)  # retries are otel-llm's own; the SDK's stay off
+        copy = super().copy(**options)  # type: ignore[misc]  # the SDK client's, after this class in the MRO
+        copy._bind(self.selection, self._settings)
+        return copy
 
-        def copy(self, **options: Any) -> Any:
-            unsupported = sorted(set(options) - _CLIENT_OPTIONS)
-            if unsupported:
-                raise TypeError(
-                    f"with_options({', '.join(unsupported)}=...) is not supported by an otel-llm client: "
-                    "the endpoint, key and HTTP client come from the alias's configuration (LLM_MODELS)"
-                )
-            options.pop("max_retries", None)  # retries are otel-llm's own; the SDK's stay off
-            copy = super().copy(**options)
-            copy._bind(self.selection, self._settings)
-            return copy
-
-        with_options = copy
+    if not TYPE_CHECKING:  # type checkers keep the SDK's signatures of copy() and with_options()
+        copy = with_options = _copy
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.selection!r})"
@@ -220,13 +223,16 @@ class LLMClient(_Bound, openai.OpenAI):
     def with_streaming_response(self) -> resources.LLMClientWithStreamedResponse:
         return resources.LLMClientWithStreamedResponse(self)
 
-    def request(
+    def _request(
         self, cast_to: Any, options: FinalRequestOptions, *, stream: bool = False, stream_cls: Any = None
     ) -> Any:
         call = self._route(options)
         if call is None:
             return self._selected_sdk_client().request(cast_to, options, stream=stream, stream_cls=stream_cls)
         return run_sync(call, cast_to, stream, stream_cls)
+
+    if not TYPE_CHECKING:  # type checkers keep the SDK's overloads
+        request = _request
 
     def close(self) -> None:
         """Nothing to close: the SDK clients behind this one are shared (see ``close_clients()``)."""
@@ -261,13 +267,16 @@ class AsyncLLMClient(_Bound, openai.AsyncOpenAI):
     def with_streaming_response(self) -> resources.AsyncLLMClientWithStreamedResponse:
         return resources.AsyncLLMClientWithStreamedResponse(self)
 
-    async def request(
+    async def _request(
         self, cast_to: Any, options: FinalRequestOptions, *, stream: bool = False, stream_cls: Any = None
     ) -> Any:
         call = self._route(options)
         if call is None:
             return await self._selected_sdk_client().request(cast_to, options, stream=stream, stream_cls=stream_cls)
         return await run_async(call, cast_to, stream, stream_cls)
+
+    if not TYPE_CHECKING:  # type checkers keep the SDK's overloads
+        request = _request
 
     async def close(self) -> None:
         """Nothing to close: the SDK clients behind this one are shared (see ``close_clients()``)."""

@@ -11,6 +11,7 @@ from typing import assert_type
 import openai
 from openai import AsyncStream, Stream
 from openai._legacy_response import LegacyAPIResponse
+from openai._models import FinalRequestOptions
 from openai._response import APIResponse, AsyncAPIResponse
 from openai.lib.streaming.chat import ChatCompletionStream, ChatCompletionStreamEvent
 from openai.pagination import SyncPage
@@ -71,6 +72,8 @@ def raw_responses(client: LLMClient) -> None:
 
 def everything_else_is_the_sdk(client: LLMClient) -> None:
     assert_type(client.models.list(), SyncPage[Model])
+    options = FinalRequestOptions.construct(method="get", url="/models/gpt-4.1-mini")
+    assert_type(client.request(Model, options), Model)  # the request path keeps the SDK's overloads
     assert_type(client.with_options(timeout=9), LLMClient)
     sdk_client: openai.OpenAI = client  # a drop-in: code typed for the SDK client takes it
     with client:
