@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-__all__ = ["guarded", "report_failure"]
+__all__ = ["guarded"]
 
 _T = TypeVar("_T")
 _log = logging.getLogger("otel_llm")
@@ -27,12 +27,8 @@ def guarded(record: Callable[..., Any], *args: Any, default: Any = None) -> Any:
     try:
         return record(*args)
     except Exception:
-        report_failure(getattr(record, "__qualname__", repr(record)))
+        where = getattr(record, "__qualname__", repr(record))
+        if where not in _reported:
+            _reported.add(where)
+            _log.exception("otel-llm: recording telemetry failed in %s; the call goes on without it", where)
         return default
-
-
-def report_failure(where: str) -> None:
-    """Log the exception being handled, the first time it happens in ``where``."""
-    if where not in _reported:
-        _reported.add(where)
-        _log.exception("otel-llm: recording telemetry failed in %s; the call goes on without it", where)

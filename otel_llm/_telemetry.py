@@ -24,7 +24,7 @@ from . import _semconv as names
 from ._apis import Answer, Api, Usage
 from ._cost import CostFunction
 from ._endpoints import Endpoint
-from ._guard import report_failure
+from ._guard import guarded
 from ._selection import Selection
 from ._semconv import gen_ai, instruments, tracer
 
@@ -52,11 +52,7 @@ _NOT_RECORDING: trace.Span = trace.INVALID_SPAN
 
 def _start_span(name: str, parent: context.Context | None, kind: SpanKind, attributes: Attributes) -> trace.Span:
     """A started span; a span that records nothing when starting one failed (a span processor raised)."""
-    try:
-        return tracer.start_span(name, parent, kind, attributes)
-    except Exception:
-        report_failure("start_span")
-        return _NOT_RECORDING
+    return guarded(tracer.start_span, name, parent, kind, attributes, default=_NOT_RECORDING)
 
 
 # Attribute sets that depend only on configuration are built once per
