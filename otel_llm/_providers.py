@@ -125,13 +125,18 @@ def close_clients() -> None:
                 _close_on(loop, async_sdk)
 
 
+_closing: set[asyncio.Task[None]] = set()
+
+
 def _close_on(loop: asyncio.AbstractEventLoop, client: openai.AsyncOpenAI) -> None:
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
         running = None
     if running is loop:
-        loop.create_task(client.close())
+        task = loop.create_task(client.close())
+        _closing.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(_closing.discard)
     elif loop.is_running():
         asyncio.run_coroutine_threadsafe(client.close(), loop)
     else:
