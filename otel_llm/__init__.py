@@ -5,6 +5,7 @@ Each API of a service gets its own model (request > ``X-LLM-Model`` header >
 ``openai`` client.
 """
 
+from ._breaker import reset_breakers
 from ._client import (
     AsyncAzureLLMClient,
     AsyncLLMClient,
@@ -43,5 +44,6 @@ __all__ = [
     "get_llm_client_smart",
     "get_settings",
     "reload_settings",
+    "reset_breakers",
     "select_model",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry.util.types import AttributeValue
 
@@ -57,6 +57,9 @@ class StreamReader:
     """Follows one stream event by event: what the caller sees, and when it is complete."""
 
     __slots__ = ("answer", "complete")
+
+    completes_at_done: ClassVar[bool] = False
+    """Whether the SSE terminator ``[DONE]`` completes the answer (some servers send no finish reason)."""
 
     def __init__(self) -> None:
         self.answer = Answer()
@@ -135,6 +138,8 @@ def _message_text(choice: Any) -> str:
 class _ChatStream(StreamReader):
     __slots__ = ("_hide_usage_chunk", "_reasons", "_texts")
 
+    completes_at_done = True
+
     def __init__(self, hide_usage_chunk: bool) -> None:
         super().__init__()
         self._hide_usage_chunk = hide_usage_chunk
@@ -156,7 +161,8 @@ class _ChatStream(StreamReader):
                 self._texts.setdefault(choice.index, []).append(delta.content)
         if chunk.usage is not None:
             answer.usage = _chat_usage(chunk.usage)
-            return not (self._hide_usage_chunk and not choices)
+            # The usage chunk we asked for: "choices": [] (OpenAI) or one empty delta (some proxies).
+            return not (self._hide_usage_chunk and all(_says_nothing(choice) for choice in choices))
         return True
 
     def finished(self) -> Answer:
@@ -167,6 +173,13 @@ class _ChatStream(StreamReader):
             texts = {index: "".join(parts) for index, parts in self._texts.items()}
             answer.output_messages = lambda: _assistant_messages(texts, reasons)
         return answer
+
+
+def _says_nothing(choice: Any) -> bool:
+    delta = choice.delta
+    return not choice.finish_reason and (
+        delta is None or not (delta.content or delta.role or delta.tool_calls or delta.refusal or delta.function_call)
+    )
 
 
 def _chat_content(body: Mapping[str, Any]) -> Attributes:

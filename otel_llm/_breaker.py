@@ -1,11 +1,14 @@
-"""A circuit breaker per alias: a model that keeps failing is skipped for a while.
+"""A circuit breaker per endpoint: a model that keeps failing is skipped for a while.
 
-After ``LLM_BREAKER_FAILURES`` retryable failures in a row an alias opens:
-calls go straight to its fallback for ``LLM_BREAKER_COOLDOWN_S``. Then one
+After ``LLM_BREAKER_FAILURES`` retryable failures in a row an endpoint opens:
+calls go straight to their fallback for ``LLM_BREAKER_COOLDOWN_S``. Then one
 call probes it (half-open): success closes the breaker, failure opens it
-again. The state lives in the process and is shared by its threads and
-event loops; an alias that is the last of its chain is tried even when open,
-since nothing better is left.
+again. The state is kept per endpoint (provider, server, deployment or
+model), not per alias: aliases of one endpoint share what they learn, and a
+reloaded configuration keeps the state of the endpoints it still has. It
+lives in the process and is shared by its threads and event loops; an alias
+that is the last of its chain is tried even when open, since nothing better
+is left.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ import threading
 import time
 from typing import Literal
 
+from ._endpoints import Endpoint
+
 __all__ = ["Breaker", "BreakerState", "breaker_for", "reset_breakers"]
 
 BreakerState = Literal["closed", "open", "half_open"]
 
 
 class Breaker:
-    """One alias's breaker; each method returns the state it moved to, if it moved."""
+    """One endpoint's breaker; each method returns the state it moved to, if it moved."""
 
     __slots__ = ("_changed_at", "_failures", "_lock", "state")
 
@@ -31,7 +36,7 @@ class Breaker:
         self._changed_at = 0.0
 
     def allow(self, cooldown_s: float) -> tuple[bool, BreakerState | None]:
-        """Whether a call may try this alias now."""
+        """Whether a call may try this endpoint now."""
         if self.state == "closed":
             return True, None
         with self._lock:
@@ -67,18 +72,24 @@ class Breaker:
 
 
 _lock = threading.Lock()
-_breakers: dict[str, Breaker] = {}
+_breakers: dict[tuple[str, str | None, str], Breaker] = {}
 
 
-def breaker_for(alias: str) -> Breaker:
-    breaker = _breakers.get(alias)
+def breaker_for(endpoint: Endpoint) -> Breaker:
+    """The breaker of the endpoint an alias names."""
+    key = (endpoint.provider, endpoint.server, endpoint.request_model)
+    breaker = _breakers.get(key)
     if breaker is None:
         with _lock:
-            breaker = _breakers.setdefault(alias, Breaker())
+            breaker = _breakers.setdefault(key, Breaker())
     return breaker
 
 
 def reset_breakers() -> None:
-    """Forget every breaker's state (for tests, and after a configuration change)."""
+    """Close every circuit breaker and forget its failures.
+
+    For test suites (the ``otel_llm.testing.pytest_plugin`` fixtures call it
+    between tests) and for an operator who knows a provider is back.
+    """
     with _lock:
         _breakers.clear()

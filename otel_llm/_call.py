@@ -8,8 +8,10 @@ with that alias's model. ``run_sync`` and ``run_async`` differ only in how
 they wait; everything else (the alias chain, the breakers, the deadline, the
 telemetry) is shared by ``LogicalCall``. Each model of the chain gets its
 attempts from a tenacity ``Retrying``; when they are spent on retryable
-errors the next alias is tried, all within ``LLM_CALL_TIMEOUT_S``. A stream
-is retried only before its first output: the attempt reads that far ahead.
+errors the next alias is tried, all within ``LLM_CALL_TIMEOUT_S``. An attempt
+ends by ``LLM_ATTEMPT_TIMEOUT_S`` (through the transport's read deadline), so a
+hung model costs that much, not the whole deadline. A stream is retried only
+before its first output: the attempt reads that far ahead.
 """
 
 from __future__ import annotations
@@ -37,15 +39,9 @@ from ._resources import is_selected
 from ._retry import is_retryable, stop_for_call, wait_for_provider
 from ._selection import Selection, with_request_model
 from ._settings import LLMSettings
-from ._streams import (
-    AsyncObservedStream,
-    ObservedRawResponse,
-    ObservedStream,
-    StreamObserver,
-    read_ahead,
-    read_ahead_async,
-)
+from ._streams import AsyncObservedStream, ObservedRawResponse, ObservedStream, StreamObserver
 from ._telemetry import AttemptTelemetry, CallTelemetry, error_type
+from ._transport import read_deadline
 
 __all__ = ["LogicalCall", "run_async", "run_sync"]
 
@@ -66,6 +62,7 @@ class LogicalCall:
         "_caller_timeout",
         "_chain",
         "_deadline",
+        "_deadline_token",
         "_failures",
         "_home",
         "_index",
@@ -117,6 +114,7 @@ class LogicalCall:
         # A call that continues state stored by the provider can only go where that state is.
         self._home = state_home(self.endpoint) if api.stateful_arguments and _continues(body, api) else None
         self.attempt: AttemptTelemetry | None = None
+        self._deadline_token: Any = None
         self.telemetry = CallTelemetry(api, selection)
         self._next_alias(None)
 
@@ -140,7 +138,7 @@ class LogicalCall:
                 self._failures.append(f"{alias}: skipped, it cannot see the stored state")
                 previous, reason = alias, "stateful"
                 continue
-            allowed, moved = breaker_for(alias).allow(self.settings.breaker_cooldown_s)
+            allowed, moved = breaker_for(endpoint).allow(self.settings.breaker_cooldown_s)
             self._breaker_moved(alias, moved)
             if allowed or self._index == last:
                 self.alias = alias
@@ -181,15 +179,21 @@ class LogicalCall:
     # -- one attempt --------------------------------------------------------------
 
     def start_attempt(self, provider: Provider[Any]) -> None:
-        """Open the attempt span and aim the request (``options``) at the current alias."""
+        """Open the attempt span, aim the request (``options``) at the current alias and
+        bound the attempt's waits; :meth:`end_attempt` undoes the last two."""
         options = self.options
         self.body["model"] = self.endpoint.request_model
+        now = time.monotonic()
         if self._bounded:
-            remaining = max(self._deadline - time.monotonic(), 0.001)
+            remaining = max(self._deadline - now, 0.001)
             caller = self._caller_timeout
             # A field of the SDK's pydantic options, set directly: a validated
-            # assignment costs a microsecond on every attempt.
+            # assignment costs a microsecond on every attempt. It bounds each
+            # read of a stream after the attempt too.
             options.__dict__["timeout"] = remaining if caller is None else min(caller, remaining)
+        attempt_timeout = self.settings.attempt_timeout_s
+        deadline = self._deadline if attempt_timeout is None else min(self._deadline, now + attempt_timeout)
+        self._deadline_token = read_deadline.set(deadline)
         self.attempt = AttemptTelemetry(
             self.telemetry,
             self.alias,
@@ -199,6 +203,12 @@ class LogicalCall:
             cost_function(self.alias, self.endpoint, self.settings),
             self.settings.capture_message_content,
         )
+
+    def end_attempt(self) -> None:
+        """The request and its read-ahead are over: the caller's context is as it was."""
+        read_deadline.reset(self._deadline_token)
+        assert self.attempt is not None
+        self.attempt.detach()
 
     def attempt_failed(self, error: BaseException) -> None:
         assert self.attempt is not None
@@ -215,7 +225,8 @@ class LogicalCall:
     def observer(self, response: Any) -> StreamObserver:
         """The observer of a stream this attempt opened (``response``: its HTTP response)."""
         assert self.attempt is not None and self.api.stream_reader is not None
-        return StreamObserver(self.attempt, response, self.api.stream_reader(self.hide_usage_chunk))
+        reader = self.api.stream_reader(self.hide_usage_chunk)
+        return StreamObserver(self.attempt, response, reader, self.settings.stream_idle_timeout_s)
 
     def handed_over(self, observer: StreamObserver) -> None:
         """From here on the stream is the caller's: it reports once, when it ends."""
@@ -229,9 +240,9 @@ class LogicalCall:
         guarded(self.telemetry.end, self.alias, self._index > 0, error)
 
     def _breaker_report(self, error: BaseException | None) -> None:
-        """Tell the current alias's breaker how it went: a retryable error is a
+        """Tell the current endpoint's breaker how it went: a retryable error is a
         failure, anything else (an error that is not retryable too) an answer."""
-        breaker = breaker_for(self.alias)
+        breaker = breaker_for(self.endpoint)
         if error is not None and is_retryable(error):
             moved = breaker.failure(self.settings.breaker_failures)
         else:
@@ -277,24 +288,26 @@ def run_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> 
 def _attempt_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     provider = sync_client(call.alias, call.endpoint, call.settings.http_spans)
     call.start_attempt(provider)
-    assert call.attempt is not None
     try:
         result = provider.client.request(cast_to, call.options, stream=stream, stream_cls=stream_cls)
         raw = isinstance(result, _RAW_RESPONSES)
         if not stream:
-            call.completed(result.parse() if raw else result)
-            return result
-        if raw:  # its bytes are the caller's: nothing is read ahead
+            response = result.parse() if raw else result
+        elif raw:  # its bytes are the caller's: nothing is read ahead
             observer = call.observer(result.http_response)
             handed: Any = ObservedRawResponse(result, observer, ObservedStream)
         else:
             observer = call.observer(result.response)
-            handed = ObservedStream(result, observer, read_ahead(result, observer))
+            handed = ObservedStream(result, observer).read_ahead()
     except BaseException as error:
         call.attempt_failed(error)
         raise
     finally:
-        call.attempt.detach()
+        call.end_attempt()
+    # What is recorded from here on is ours: it cannot fail the attempt.
+    if not stream:
+        call.completed(response)
+        return result
     call.handed_over(observer)
     return handed
 
@@ -313,24 +326,26 @@ async def run_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: A
 async def _attempt_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     provider = async_client(call.alias, call.endpoint, call.settings.http_spans)
     call.start_attempt(provider)
-    assert call.attempt is not None
     try:
         result = await provider.client.request(cast_to, call.options, stream=stream, stream_cls=stream_cls)
         raw = isinstance(result, _RAW_RESPONSES)
         if not stream:
-            parsed = result.parse() if raw else result
-            call.completed(await parsed if inspect.isawaitable(parsed) else parsed)
-            return result
-        if raw:
+            response = result.parse() if raw else result
+            if inspect.isawaitable(response):
+                response = await response
+        elif raw:
             observer = call.observer(result.http_response)
             handed: Any = ObservedRawResponse(result, observer, AsyncObservedStream)
         else:
             observer = call.observer(result.response)
-            handed = AsyncObservedStream(result, observer, await read_ahead_async(result, observer))
+            handed = await AsyncObservedStream(result, observer).read_ahead()
     except BaseException as error:
         call.attempt_failed(error)
         raise
     finally:
-        call.attempt.detach()
+        call.end_attempt()
+    if not stream:
+        call.completed(response)
+        return result
     call.handed_over(observer)
     return handed

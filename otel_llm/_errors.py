@@ -41,14 +41,18 @@ class UnknownModelError(ValueError):
 
 
 class StreamTruncatedError(openai.APIError):
-    """A streamed answer ended without a finish reason: it is incomplete.
+    """A streamed answer is incomplete: it ended with neither a finish reason nor
+    the ``[DONE]`` terminator (a Responses stream: without its terminal event),
+    or it stalled for longer than ``LLM_STREAM_IDLE_TIMEOUT_S``.
 
     An ``openai.APIError``, so existing ``except openai.APIError`` handlers see it.
     """
 
-    def __init__(self, request: httpx2.Request) -> None:
-        super().__init__(
-            "the stream ended before the answer was complete (no finish_reason): the text received is truncated",
-            request,
-            body=None,
-        )
+    def __init__(self, request: httpx2.Request, *, stalled_s: float | None = None) -> None:
+        self.stalled_s = stalled_s
+        """The idle timeout it stalled past; ``None`` when the stream ended early."""
+        if stalled_s is None:
+            reason = "the stream ended before the answer was complete (no finish reason, no [DONE])"
+        else:
+            reason = f"the stream stalled: no chunk for {stalled_s:g} s (LLM_STREAM_IDLE_TIMEOUT_S)"
+        super().__init__(f"{reason}: the text received is truncated", request, body=None)

@@ -8,10 +8,14 @@ replace the provider's answer. Each such failure is logged once per place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, overload
 
-__all__ = ["guarded"]
+import wrapt
+from opentelemetry import metrics, trace
+from opentelemetry.util._decorator import _agnosticcontextmanager
+
+__all__ = ["NO_SPAN", "GuardedMeterProvider", "GuardedTracerProvider", "guarded"]
 
 _T = TypeVar("_T")
 _log = logging.getLogger("otel_llm")
@@ -19,16 +23,86 @@ _reported: set[str] = set()
 
 
 @overload
-def guarded(record: Callable[..., None], *args: Any) -> None: ...
+def guarded(record: Callable[..., _T], *args: Any, default: _T, **kwargs: Any) -> _T: ...
 @overload
-def guarded(record: Callable[..., _T], *args: Any, default: _T) -> _T: ...
-def guarded(record: Callable[..., Any], *args: Any, default: Any = None) -> Any:
-    """``record(*args)``, or ``default`` when it raised (logged the first time for that function)."""
+def guarded(record: Callable[..., None], *args: Any, **kwargs: Any) -> None: ...
+def guarded(record: Callable[..., Any], *args: Any, default: Any = None, **kwargs: Any) -> Any:
+    """``record(*args, **kwargs)``, or ``default`` when it raised (logged the first time for that function)."""
     try:
-        return record(*args)
+        return record(*args, **kwargs)
     except Exception:
         where = getattr(record, "__qualname__", repr(record))
         if where not in _reported:
             _reported.add(where)
             _log.exception("otel-llm: recording telemetry failed in %s; the call goes on without it", where)
         return default
+
+
+# -- the providers given to the httpx2 instrumentation ------------------------------
+#
+# The HTTP span and metric are recorded inside the request, by a library that
+# lets a raising span processor or metric pipeline through: it would fail the
+# request. Its tracer and meter are handed out through these guards.
+
+
+class GuardedTracerProvider(trace.TracerProvider):
+    """Tracers whose spans start and end without ever raising."""
+
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self._provider = provider
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return _GuardedTracer(self._provider.get_tracer(*args, **kwargs))
+
+
+NO_SPAN: trace.Span = trace.INVALID_SPAN
+
+
+class _GuardedTracer(trace.Tracer):
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+        span = guarded(self._tracer.start_span, *args, default=NO_SPAN, **kwargs)
+        return _GuardedSpan(span)  # type: ignore[return-value]  # a proxy of the span
+
+    @_agnosticcontextmanager
+    def start_as_current_span(
+        self, name: str, *args: Any, end_on_exit: bool = True, **kwargs: Any
+    ) -> Iterator[trace.Span]:
+        with trace.use_span(self.start_span(name, *args, **kwargs), end_on_exit=end_on_exit) as span:
+            yield span
+
+
+class _GuardedSpan(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    def end(self, end_time: int | None = None) -> None:
+        guarded(self.__wrapped__.end, end_time)
+
+
+class GuardedMeterProvider(metrics.MeterProvider):
+    """Meters whose instruments record without ever raising."""
+
+    def __init__(self, provider: metrics.MeterProvider) -> None:
+        self._provider = provider
+
+    def get_meter(self, *args: Any, **kwargs: Any) -> metrics.Meter:
+        return _GuardedMeter(self._provider.get_meter(*args, **kwargs))  # type: ignore[return-value]
+
+
+class _GuardedMeter(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    def create_histogram(self, *args: Any, **kwargs: Any) -> metrics.Histogram:
+        return _GuardedInstrument(self.__wrapped__.create_histogram(*args, **kwargs))  # type: ignore[return-value]
+
+    def create_counter(self, *args: Any, **kwargs: Any) -> metrics.Counter:
+        return _GuardedInstrument(self.__wrapped__.create_counter(*args, **kwargs))  # type: ignore[return-value]
+
+    def create_up_down_counter(self, *args: Any, **kwargs: Any) -> metrics.UpDownCounter:
+        return _GuardedInstrument(self.__wrapped__.create_up_down_counter(*args, **kwargs))  # type: ignore[return-value]
+
+
+class _GuardedInstrument(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        guarded(self.__wrapped__.record, *args, **kwargs)
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        guarded(self.__wrapped__.add, *args, **kwargs)

@@ -101,9 +101,14 @@ class LLMSettings(BaseSettings):
     retry_max_wait_s: float = Field(10.0, ge=0, le=300, allow_inf_nan=False)
     call_timeout_s: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
     breaker_failures: int = Field(5, ge=1, le=1000)
-    """``LLM_BREAKER_FAILURES``: retryable failures in a row that open an alias's breaker."""
+    """``LLM_BREAKER_FAILURES``: retryable failures in a row that open an endpoint's breaker."""
     breaker_cooldown_s: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
-    """``LLM_BREAKER_COOLDOWN_S``: how long an open breaker skips its alias before probing it."""
+    """``LLM_BREAKER_COOLDOWN_S``: how long an open breaker skips its endpoint before probing it."""
+    attempt_timeout_s: float | None = Field(None, gt=0, le=3600, allow_inf_nan=False)
+    """``LLM_ATTEMPT_TIMEOUT_S``: longest one attempt may take (a stream: until its first chunk), so
+    that a hung model falls back instead of spending the whole call's deadline."""
+    stream_idle_timeout_s: float | None = Field(None, gt=0, le=3600, allow_inf_nan=False)
+    """``LLM_STREAM_IDLE_TIMEOUT_S``: longest silence between two chunks of a stream after its first."""
     http_spans: bool = True
     capture_message_content: bool = Field(
         False,
@@ -141,6 +146,8 @@ class LLMSettings(BaseSettings):
                 value = json.loads(value, parse_constant=_reject_constant)
             except ValueError as exc:
                 raise ValueError(f"invalid JSON ({exc})") from None
+            except RecursionError:
+                raise ValueError("invalid JSON (nested too deeply)") from None
         if not isinstance(value, dict):
             raise ValueError(f"expected a JSON object, got {type(value).__name__}")
         return value
@@ -245,6 +252,8 @@ class _TomlSource(InitSettingsSource):
             raise ConfigError(f"LLM_CONFIG_FILE: cannot read {str(path)!r} ({exc.strerror})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"LLM_CONFIG_FILE: {str(path)!r} is not valid TOML ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"LLM_CONFIG_FILE: {str(path)!r} is nested too deeply") from None
         per_api = {
             api_variable(key[len("model_") :]): data.pop(key)
             for key in list(data)

@@ -8,8 +8,10 @@ back. From then on the stream is the caller's: the observer records the time
 to the first event, the usage and the finish reasons, hides the usage chunk
 that we asked for when the caller did not, and ends the attempt and call
 spans when the stream ends: exhausted, failed, closed early or collected. A
-stream that ends incomplete (no finish reason, no terminal event) raises
-:class:`StreamTruncatedError` instead of ending quietly.
+stream that ends incomplete (a chat stream with neither a finish reason nor
+``[DONE]``, a Responses stream without its terminal event) raises
+:class:`StreamTruncatedError` instead of ending quietly, and so does one that
+stalls for longer than ``LLM_STREAM_IDLE_TIMEOUT_S`` between two events.
 
 A raw response (``with_raw_response`` / ``with_streaming_response``) of a
 stream is the caller's once its headers arrived (its bytes may be read
@@ -19,11 +21,14 @@ directly, so nothing is read ahead); it is handed over behind a proxy whose
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import Token
 from typing import Any
 
 import httpx2
+import openai
 import wrapt
 from openai import AsyncAPIResponse, AsyncStream, Stream
 
@@ -31,32 +36,64 @@ from ._apis import StreamReader
 from ._errors import StreamTruncatedError
 from ._guard import guarded
 from ._telemetry import AttemptTelemetry, error_type
-from ._transport import finish_body_on_close
+from ._transport import finish_body_on_close, read_deadline
 
 __all__ = [
     "AsyncObservedStream",
     "ObservedRawResponse",
     "ObservedStream",
     "StreamObserver",
-    "read_ahead",
-    "read_ahead_async",
 ]
 
 
 class StreamObserver:
     """What the sync and async stream wrappers share: everything but the waiting."""
 
-    __slots__ = ("_blind", "_ended", "_time_to_first_chunk", "attempt", "on_end", "reader", "response")
+    __slots__ = (
+        "_blind",
+        "_ended",
+        "_time_to_first_chunk",
+        "attempt",
+        "idle_timeout",
+        "on_end",
+        "reader",
+        "response",
+    )
 
-    def __init__(self, attempt: AttemptTelemetry, response: httpx2.Response, reader: StreamReader) -> None:
+    def __init__(
+        self, attempt: AttemptTelemetry, response: httpx2.Response, reader: StreamReader, idle_timeout: float | None
+    ) -> None:
         self.attempt = attempt
         self.response = response
         self.reader = reader
+        self.idle_timeout = idle_timeout
+        """``LLM_STREAM_IDLE_TIMEOUT_S``: the longest wait for the next event, once the stream is the caller's."""
         self.on_end: Callable[[BaseException | None, str | None], None] | None = None
         """Set when the stream is handed over: reports the outcome (error, ``error.type``) to the call."""
         self._time_to_first_chunk: float | None = None
         self._ended = False
         self._blind = False  # an event could not be read: its completeness is not ours to judge
+
+    def follow(self, stream: Stream[Any] | AsyncStream[Any]) -> None:
+        """Watch ``stream``'s server-sent events for the ``[DONE]`` terminator, when it completes the answer."""
+        if self.reader.completes_at_done:
+            guarded(_watch_for_done, stream, self)
+
+    def done(self) -> None:
+        """The provider sent ``[DONE]``: the answer is complete, finish reason or not."""
+        self.reader.complete = True
+        finish_body_on_close(self.response)
+
+    def wait_for_next(self) -> Token[float | None] | None:
+        """Bound the wait for the next event by the idle timeout; the token to give :meth:`waited`."""
+        if self.idle_timeout is None:
+            return None
+        return read_deadline.set(time.monotonic() + self.idle_timeout)
+
+    @staticmethod
+    def waited(token: Token[float | None] | None) -> None:
+        if token is not None:
+            read_deadline.reset(token)
 
     def show(self, event: Any) -> bool:
         """Observe ``event``; whether the caller gets to see it."""
@@ -84,48 +121,48 @@ class StreamObserver:
         self.end(error)
         raise error from None
 
+    def failed(self, error: BaseException) -> StreamTruncatedError | None:
+        """The stream failed while the caller read it; the error to raise instead, if a stall caused it."""
+        stalled = None
+        if isinstance(error, openai.APITimeoutError) and self._past_idle_deadline():
+            stalled = StreamTruncatedError(self.response.request, stalled_s=self.idle_timeout)
+        self.end(stalled or error)
+        return stalled
+
+    def _past_idle_deadline(self) -> bool:
+        deadline = read_deadline.get()
+        # A read times out at its deadline or just after; a shorter timeout of the request fires well before.
+        return self.idle_timeout is not None and deadline is not None and time.monotonic() >= deadline - 0.01
+
     def end(self, error: BaseException | None) -> None:
         if self._ended or self.on_end is None:
             return
         self._ended = True
-        answer = self.reader.finished()
+        answer = guarded(self.reader.finished, default=self.reader.answer)
         kind = error_type(error) if error is not None else answer.error_type
         guarded(self.attempt.answered, answer, self._time_to_first_chunk, kind)
         self.on_end(error, kind)
 
 
-def read_ahead(stream: Iterable[Any], observer: StreamObserver) -> deque[Any]:
-    """Read ``stream`` up to its first event that is not held back; the events the caller will see.
-
-    A stream that ends before it is truncated: retryable, since the caller has seen nothing.
-    """
-    held: deque[Any] = deque()
-    for event in stream:
-        if observer.show(event):
-            held.append(event)
-        if not observer.reader.held_back(event):
-            return held
-    raise StreamTruncatedError(observer.response.request)
-
-
-async def read_ahead_async(stream: AsyncIterator[Any], observer: StreamObserver) -> deque[Any]:
-    """The async twin of :func:`read_ahead`."""
-    held: deque[Any] = deque()
-    async for event in stream:
-        if observer.show(event):
-            held.append(event)
-        if not observer.reader.held_back(event):
-            return held
-    raise StreamTruncatedError(observer.response.request)
-
-
 class _Observed(wrapt.ObjectProxy[Any]):
     """What both wrappers hold: the observer, and the events read ahead by the attempt."""
 
-    def __init__(self, stream: Any, observer: StreamObserver, held: deque[Any]) -> None:
+    def __init__(self, stream: Stream[Any] | AsyncStream[Any], observer: StreamObserver) -> None:
         super().__init__(stream)
+        observer.follow(stream)
         self._self_observer = observer
-        self._self_held = held
+        self._self_held: deque[Any] = deque()
+
+    def _hold(self, event: Any) -> bool:
+        """Read ahead ``event``; whether to read on (it precedes the output, which may still be retried)."""
+        observer = self._self_observer
+        if observer.show(event):
+            self._self_held.append(event)
+        return observer.reader.held_back(event)
+
+    def _truncated(self) -> StreamTruncatedError:
+        """The stream ended before its first output: retryable, since the caller has seen nothing."""
+        return StreamTruncatedError(self._self_observer.response.request)
 
     def __del__(self) -> None:
         self._self_observer.end(None)
@@ -136,6 +173,13 @@ class ObservedStream(_Observed):
 
     __wrapped__: Stream[Any]
 
+    def read_ahead(self) -> ObservedStream:
+        """Read up to the first event that is not held back."""
+        for event in self.__wrapped__:
+            if not self._hold(event):
+                return self
+        raise self._truncated()
+
     def __iter__(self) -> Iterator[Any]:
         return self
 
@@ -144,14 +188,19 @@ class ObservedStream(_Observed):
             return self._self_held.popleft()
         observer = self._self_observer
         while True:
+            token = observer.wait_for_next()
             try:
                 event = self.__wrapped__.__next__()
             except StopIteration:
                 observer.exhausted()
                 raise
             except BaseException as error:
-                observer.end(error)
-                raise
+                stalled = observer.failed(error)
+                if stalled is None:
+                    raise
+                raise stalled from error
+            finally:
+                observer.waited(token)
             if observer.show(event):
                 return event
 
@@ -171,6 +220,13 @@ class AsyncObservedStream(_Observed):
 
     __wrapped__: AsyncStream[Any]
 
+    async def read_ahead(self) -> AsyncObservedStream:
+        """The async twin of :meth:`ObservedStream.read_ahead`."""
+        async for event in self.__wrapped__:
+            if not self._hold(event):
+                return self
+        raise self._truncated()
+
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
 
@@ -179,14 +235,19 @@ class AsyncObservedStream(_Observed):
             return self._self_held.popleft()
         observer = self._self_observer
         while True:
+            token = observer.wait_for_next()
             try:
                 event = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
                 observer.exhausted()
                 raise
             except BaseException as error:
-                observer.end(error)
-                raise
+                stalled = observer.failed(error)
+                if stalled is None:
+                    raise
+                raise stalled from error
+            finally:
+                observer.waited(token)
             if observer.show(event):
                 return event
 
@@ -217,13 +278,13 @@ class ObservedRawResponse(wrapt.ObjectProxy[Any]):
         if isinstance(self.__wrapped__, AsyncAPIResponse):  # an async client's streaming response
             return self._observe_async()
         if self._self_stream is None:
-            self._self_stream = self._self_observed(self.__wrapped__.parse(), self._self_observer, deque())
+            self._self_stream = self._self_observed(self.__wrapped__.parse(), self._self_observer)
         return self._self_stream
 
     async def _observe_async(self) -> _Observed:
         if self._self_stream is None:
             stream = await self.__wrapped__.parse()
-            self._self_stream = self._self_observed(stream, self._self_observer, deque())
+            self._self_stream = self._self_observed(stream, self._self_observer)
         return self._self_stream
 
     def close(self) -> Any:
@@ -232,3 +293,30 @@ class ObservedRawResponse(wrapt.ObjectProxy[Any]):
 
     def __del__(self) -> None:
         self._self_observer.end(None)
+
+
+def _watch_for_done(stream: Stream[Any] | AsyncStream[Any], observer: StreamObserver) -> None:
+    # The SDK stops at [DONE] without telling: watch its decoder (it offers no hook).
+    stream._decoder = _DoneWatch(stream._decoder, observer)
+
+
+class _DoneWatch:
+    """An SDK server-sent-event decoder that tells the observer when ``[DONE]`` passes."""
+
+    __slots__ = ("_decoder", "_observer")
+
+    def __init__(self, decoder: Any, observer: StreamObserver) -> None:
+        self._decoder = decoder
+        self._observer = observer
+
+    def iter_bytes(self, iterator: Iterator[bytes]) -> Iterator[Any]:
+        for event in self._decoder.iter_bytes(iterator):
+            if event.data.startswith("[DONE]"):
+                self._observer.done()
+            yield event
+
+    async def aiter_bytes(self, iterator: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+        async for event in self._decoder.aiter_bytes(iterator):
+            if event.data.startswith("[DONE]"):
+                self._observer.done()
+            yield event

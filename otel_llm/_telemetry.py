@@ -24,7 +24,7 @@ from . import _semconv as names
 from ._apis import Answer, Api, Usage
 from ._cost import CostFunction
 from ._endpoints import Endpoint
-from ._guard import guarded
+from ._guard import NO_SPAN, guarded
 from ._selection import Selection
 from ._semconv import gen_ai, instruments, tracer
 
@@ -47,12 +47,12 @@ def error_type(error: BaseException) -> str:
     return name
 
 
-_NOT_RECORDING: trace.Span = trace.INVALID_SPAN
+_NO_ATTRIBUTES: Attributes = {}
 
 
 def _start_span(name: str, parent: context.Context | None, kind: SpanKind, attributes: Attributes) -> trace.Span:
     """A started span; a span that records nothing when starting one failed (a span processor raised)."""
-    return guarded(tracer.start_span, name, parent, kind, attributes, default=_NOT_RECORDING)
+    return guarded(tracer.start_span, name, parent, kind, attributes, default=NO_SPAN)
 
 
 # Attribute sets that depend only on configuration are built once per
@@ -179,9 +179,7 @@ class CallTelemetry:
         if error is not None:
             outcome = "error"
             attributes[names.ERROR_TYPE] = error
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.set_attributes(attributes)
-        span.end()
+        guarded(_end_span, span, attributes, error)
         instruments.call_duration.record(
             duration,
             _outcome_attributes(self.selection.api_name, alias, self.selection.source, outcome),
@@ -239,7 +237,8 @@ class AttemptTelemetry:
 
     def response(self, response: Any) -> str | None:
         """A whole response arrived: record it; its ``error.type`` (a failure inside a 200), if any."""
-        answer = self.api.read(response, self.capture)
+        # A response we cannot read still ends the attempt, with what is known.
+        answer = guarded(self.api.read, response, self.capture, default=None) or Answer()
         self.answered(answer)
         return answer.error_type
 
@@ -259,7 +258,9 @@ class AttemptTelemetry:
             attributes[gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time_to_first_chunk
             instruments.time_to_first_chunk.record(time_to_first_chunk, self.shape.metric)
         if self.capture and answer.output_messages is not None:
-            attributes[gen_ai.GEN_AI_OUTPUT_MESSAGES] = answer.output_messages()
+            output = guarded(answer.output_messages, default=None)
+            if output is not None:
+                attributes[gen_ai.GEN_AI_OUTPUT_MESSAGES] = output
         self._end(attributes, answer.usage, error or answer.error_type)
 
     def _end(self, attributes: Attributes, usage: Usage | None, error: str | None) -> None:
@@ -277,7 +278,7 @@ class AttemptTelemetry:
         if api.more_request_attributes is not None:
             api.more_request_attributes(body, attributes)
         if self.capture and api.request_content is not None:
-            attributes.update(api.request_content(body))
+            attributes.update(guarded(api.request_content, body, default=_NO_ATTRIBUTES))
         cost = None
         if usage is not None:
             attributes[gen_ai.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
@@ -294,14 +295,14 @@ class AttemptTelemetry:
         metric, input_tokens, output_tokens = shape.metric, shape.input_tokens, shape.output_tokens
         if error is not None:
             attributes[names.ERROR_TYPE] = error
-            span.set_status(Status(StatusCode.ERROR, error))
             metric, input_tokens, output_tokens = (
                 {**metric, names.ERROR_TYPE: error},
                 {**input_tokens, names.ERROR_TYPE: error},
                 {**output_tokens, names.ERROR_TYPE: error},
             )
-        span.set_attributes(attributes)
-        span.end()
+        # The span ends even when a metric fails to record, and the other way round.
+        guarded(_end_span, span, attributes, error)
+        self.call.add(usage, cost)
 
         instruments.operation_duration.record(duration, metric, self.context)  # exemplar
         if usage is not None:
@@ -310,7 +311,13 @@ class AttemptTelemetry:
                 instruments.token_usage.record(usage.output_tokens, output_tokens)
             if cost is not None:
                 instruments.cost.add(cost, shape.cost_attributes)
-        self.call.add(usage, cost)
+
+
+def _end_span(span: trace.Span, attributes: Attributes, error: str | None) -> None:
+    if error is not None:
+        span.set_status(Status(StatusCode.ERROR, error))
+    span.set_attributes(attributes)
+    span.end()
 
 
 def _attribute_value(value: Any) -> AttributeValue:

@@ -1,8 +1,19 @@
 """The HTTP clients under the ``openai`` SDK clients we build.
 
-Two things happen here, once per client: the httpx2 instrumentation, applied
-to our clients only (never globally), and, for sync clients, a transport that
-reads a response body to its end before closing it. The ``openai`` SDK's sync
+Three things happen here, once per client: the httpx2 instrumentation, applied
+to our clients only (never globally); reads bounded by a deadline of ours; and,
+for sync clients, a transport that reads a response body to its end before
+closing it.
+
+httpx bounds each network operation (connect, write, each read) by the same
+timeout for the whole request, so it cannot say "one attempt may take this
+long, but once its stream is flowing each chunk may take that long". The
+attempt and the stream wrappers say it through :data:`read_deadline`: while it
+is set, every wait on the connection ends by then at the latest (an httpx
+timeout), whatever the request's own timeout. The connection pools' network
+backends are wrapped for it.
+
+The ``openai`` SDK's sync ``Stream`` stops The ``openai`` SDK's sync
 ``Stream`` stops at ``data: [DONE]`` and closes the response before the HTTP
 body has ended, which throws the connection away: every streamed call would
 open a new TCP (and TLS) connection. Once the answer is complete (the stream
@@ -14,13 +25,24 @@ already drains after ``[DONE]`` itself.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ssl
+import time
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from typing import Any
 
+import httpcore2
 import httpx2
 import openai
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 
-__all__ = ["async_http_client", "finish_body_on_close", "sync_http_client"]
+from ._guard import GuardedMeterProvider, GuardedTracerProvider
+
+__all__ = ["async_http_client", "finish_body_on_close", "read_deadline", "sync_http_client"]
+
+read_deadline: ContextVar[float | None] = ContextVar("otel_llm_read_deadline", default=None)
+"""``time.monotonic()`` by which the current wait on a connection must end, if any."""
 
 # After [DONE] only the end of the chunked body is left; more than this means
 # the server is still sending, and closing the connection is cheaper.
@@ -31,18 +53,31 @@ _BODY_EXTENSION = "otel_llm.body"
 
 
 def sync_http_client(*, http_spans: bool) -> httpx2.Client:
-    transport = _DrainOnCloseTransport(httpx2.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS))
-    client = openai.DefaultHttpxClient(transport=transport)
+    transport = httpx2.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS)
+    _bound_reads(transport)
+    client = openai.DefaultHttpxClient(transport=_DrainOnCloseTransport(transport))
     if http_spans and not _instrumented_globally():
-        HTTPX2ClientInstrumentor.instrument_client(client)
+        _instrument(client)
     return client
 
 
 def async_http_client(*, http_spans: bool) -> httpx2.AsyncClient:
     client = openai.DefaultAsyncHttpxClient()
+    # The default transport and any mounted for the environment's proxies.
+    for transport in (client._transport, *client._mounts.values()):
+        _bound_reads(transport)
     if http_spans and not _instrumented_globally():
-        HTTPX2ClientInstrumentor.instrument_client(client)
+        _instrument(client)
     return client
+
+
+def _instrument(client: httpx2.Client | httpx2.AsyncClient) -> None:
+    """The HTTP span under each attempt; a telemetry pipeline that raises cannot fail the request."""
+    HTTPX2ClientInstrumentor.instrument_client(
+        client,
+        tracer_provider=GuardedTracerProvider(trace.get_tracer_provider()),
+        meter_provider=GuardedMeterProvider(metrics.get_meter_provider()),
+    )
 
 
 def _instrumented_globally() -> bool:
@@ -98,3 +133,117 @@ class _DrainOnClose(httpx2.SyncByteStream):
             pass  # the body was broken anyway: the connection is not reused
         finally:
             self._stream.close()
+
+
+# -- reads bounded by read_deadline ------------------------------------------------
+
+
+def _bounded(timeout: float | None) -> float | None:
+    """``timeout``, shortened to what is left before :data:`read_deadline`."""
+    deadline = read_deadline.get()
+    if deadline is None:
+        return timeout
+    left = max(deadline - time.monotonic(), 0.001)  # 0 would make the socket non-blocking
+    return left if timeout is None or left < timeout else timeout
+
+
+def _bound_reads(transport: Any) -> None:
+    """Bound the network waits of an httpx transport's connection pool (httpx offers no hook for it)."""
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if isinstance(backend, httpcore2.NetworkBackend):
+        pool._network_backend = _BoundedBackend(backend)  # type: ignore[union-attr]
+    elif isinstance(backend, httpcore2.AsyncNetworkBackend):
+        pool._network_backend = _AsyncBoundedBackend(backend)  # type: ignore[union-attr]
+
+
+class _BoundedBackend(httpcore2.NetworkBackend):
+    def __init__(self, backend: httpcore2.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, _bounded(timeout), local_address, socket_options)
+        return _BoundedStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.NetworkStream:
+        return _BoundedStream(self._backend.connect_unix_socket(path, _bounded(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _BoundedStream(httpcore2.NetworkStream):
+    def __init__(self, stream: httpcore2.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
+        return _BoundedStream(self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _AsyncBoundedBackend(httpcore2.AsyncNetworkBackend):
+    def __init__(self, backend: httpcore2.AsyncNetworkBackend) -> None:
+        self._backend = backend
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        stream = await self._backend.connect_tcp(host, port, _bounded(timeout), local_address, socket_options)
+        return _AsyncBoundedStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.AsyncNetworkStream:
+        return _AsyncBoundedStream(await self._backend.connect_unix_socket(path, _bounded(timeout), socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+class _AsyncBoundedStream(httpcore2.AsyncNetworkStream):
+    def __init__(self, stream: httpcore2.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, _bounded(timeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, _bounded(timeout))
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.AsyncNetworkStream:
+        return _AsyncBoundedStream(await self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)

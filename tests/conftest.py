@@ -12,10 +12,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_llm._settings
-from otel_llm._breaker import reset_breakers
 from otel_llm.testing import MockLLMServer
 
-pytest_plugins = ["otel_llm.testing.pytest_plugin", "sdk_clients"]
+pytest_plugins = ["otel_llm.testing.pytest_plugin", "sdk_clients", "pytester"]
 
 _OURS = ("LLM_", "ENABLE_LLM_", "OPENAI_", "AZURE_OPENAI_", "OTEL_INSTRUMENTATION_GENAI_")
 
@@ -35,7 +34,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith(_OURS):
             monkeypatch.delenv(name)
     otel_llm._settings._current = None
-    reset_breakers()
     yield
     otel_llm._settings._current = None
 
