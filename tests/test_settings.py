@@ -29,6 +29,7 @@ def test_defaults() -> None:
     assert settings.retry_max_wait_s == 10
     assert settings.call_timeout_s == 60
     assert settings.http_spans is True
+    assert settings.attempt_timeout_s is None and settings.stream_idle_timeout_s is None
     assert settings.endpoints == {}
 
 
@@ -44,6 +45,8 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM_RETRY_MAX_WAIT_S", "2.5")
     monkeypatch.setenv("LLM_CALL_TIMEOUT_S", "30")
     monkeypatch.setenv("LLM_HTTP_SPANS", "false")
+    monkeypatch.setenv("LLM_ATTEMPT_TIMEOUT_S", "4")
+    monkeypatch.setenv("LLM_STREAM_IDLE_TIMEOUT_S", "1.5")
 
     settings = LLMSettings()
 
@@ -66,6 +69,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.prices == {"gpt-4o": Price(input=2.5, output=10, cached_input=1.25)}
     assert (settings.retry_attempts, settings.retry_max_wait_s, settings.call_timeout_s) == (3, 2.5, 30)
     assert settings.http_spans is False
+    assert (settings.attempt_timeout_s, settings.stream_idle_timeout_s) == (4, 1.5)
 
 
 def test_an_alias_missing_from_llm_models_is_an_openai_model_of_that_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -208,6 +212,15 @@ def test_per_api_variable_from_the_environment_wins_over_the_file(
         ("ENABLE_LLM_MODEL_OVERRIDE", "maybe", "ENABLE_LLM_MODEL_OVERRIDE: Input should be a valid boolean"),
         ("ENABLE_LLM_MODEL_HEADER", "2", "ENABLE_LLM_MODEL_HEADER: Input should be a valid boolean"),
         ("LLM_HTTP_SPANS", "sometimes", "LLM_HTTP_SPANS: Input should be a valid boolean"),
+        ("LLM_ATTEMPT_TIMEOUT_S", "0", "LLM_ATTEMPT_TIMEOUT_S: Input should be greater than 0"),
+        ("LLM_ATTEMPT_TIMEOUT_S", "3601", "LLM_ATTEMPT_TIMEOUT_S: Input should be less than or equal to 3600"),
+        ("LLM_ATTEMPT_TIMEOUT_S", "inf", "LLM_ATTEMPT_TIMEOUT_S: Input should be a finite number"),
+        ("LLM_STREAM_IDLE_TIMEOUT_S", "-1", "LLM_STREAM_IDLE_TIMEOUT_S: Input should be greater than 0"),
+        ("LLM_STREAM_IDLE_TIMEOUT_S", "nan", "LLM_STREAM_IDLE_TIMEOUT_S: Input should be a finite number"),
+        *(
+            (variable, "[" * 100_000 + "]" * 100_000, f"{variable}: invalid JSON (nested too deeply)")
+            for variable in ("LLM_MODELS", "LLM_FALLBACKS", "LLM_PRICES")
+        ),
     ],
 )
 def test_invalid_configuration_is_rejected_at_load_naming_the_variable(
@@ -249,6 +262,10 @@ def test_config_file_problems_name_the_file_and_key(tmp_path: Path, monkeypatch:
 
     config.write_text("retry_attemps = 4\n")
     with pytest.raises(ConfigError, match=r"retry_attemps.*Extra inputs are not permitted"):
+        LLMSettings()
+
+    config.write_text("fallbacks = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match=r"LLM_CONFIG_FILE: .*llm.toml' is nested too deeply"):
         LLMSettings()
 
 
