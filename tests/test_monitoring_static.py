@@ -153,27 +153,124 @@ def test_traces_go_to_jaeger_and_tempo_over_otlp(collector: dict[str, Any], comp
     assert set(hosts) <= set(compose["services"]), "trace backends must be services of the compose stack"
 
 
-def test_message_content_is_dropped_from_traces(collector: dict[str, Any]) -> None:
-    """Prompts and completions never reach the trace backends, whatever a service records."""
-    for name, pipeline in pipelines(collector).items():
-        if kind(name) != "traces":
+# Attributes that carry message content: the GenAI semantic conventions' own
+# (the registry flags each as holding sensitive information), their deprecated
+# predecessors, and the indexed keys other instrumentations (OpenLLMetry) write.
+CONTENT_KEYS = [
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.definitions",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.retrieval.query.text",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "gen_ai.prompt.0.content",
+    "gen_ai.prompt.0.role",
+    "gen_ai.prompt.12.content",
+    "gen_ai.completion.0.content",
+    "gen_ai.completion.0.tool_calls.0.arguments",
+]
+# What the dashboards, the trace views and the cost model need: it must survive.
+KEPT_KEYS = [
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.response.id",
+    "gen_ai.response.finish_reasons",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "gen_ai.usage.completion_tokens",
+    "gen_ai.prompt_tokens",
+    "gen_ai.completion_tokens",
+    "gen_ai.prompt.name",
+    "gen_ai.tool.name",
+    "gen_ai.tool.call.id",
+    "gen_ai.conversation.id",
+    "gen_ai.output.type",
+    "gen_ai.input.messages_count",
+    "x.gen_ai.input.messages",
+    "otel_llm.api.name",
+    "error.type",
+]
+# The contexts whose attributes a pipeline of each signal must clean.
+CONTENT_CONTEXTS = {"traces": ("span", "spanevent"), "logs": ("log",)}
+_DELETE = re.compile(r'(delete_key|delete_matching_keys)\(attributes, ("(?:[^"\\]|\\.)*")\)')
+
+
+def ottl_string(literal: str) -> str:
+    """The value of an OTTL string literal as the collector config holds it.
+
+    The collector first turns ``$$`` into ``$`` (its escape for a literal
+    dollar), then OTTL unquotes the literal with Go's escapes (a doubled
+    backslash stands for one), which JSON's string syntax matches for what
+    these patterns use.
+    """
+    value = json.loads(literal.replace("$$", "$"))
+    assert isinstance(value, str)
+    return value
+
+
+def deleted_key_patterns(collector: dict[str, Any], pipeline: dict[str, list[str]], context: str) -> list[str]:
+    """The regexes (RE2, unanchored like Go's MatchString) of the keys a pipeline deletes in a context."""
+    patterns = []
+    for processor in pipeline.get("processors", []):
+        config = collector["processors"][processor] or {}
+        if kind(processor) != "transform":
             continue
-        deleted: dict[str, set[str]] = {}
-        for processor in pipeline.get("processors", []):
-            config = collector["processors"][processor] or {}
-            if kind(processor) == "transform":
-                for group in config.get("trace_statements", []):
-                    for statement in group["statements"]:
-                        match = re.fullmatch(r'delete_key\(attributes, "([^"]+)"\)', statement)
-                        if match:
-                            deleted.setdefault(group["context"], set()).add(match.group(1))
-            elif kind(processor) == "attributes":
-                for action in config.get("actions", []):
-                    if action["action"] == "delete":
-                        deleted.setdefault("span", set()).add(action["key"])
-        content = {"gen_ai.input.messages", "gen_ai.output.messages"}
-        assert content <= deleted.get("span", set()), f"{name}: span attributes keep message content"
-        assert content <= deleted.get("spanevent", set()), f"{name}: span event attributes keep message content"
+        for section in ("trace_statements", "log_statements"):
+            for group in config.get(section, []):
+                if group.get("context") != context:
+                    continue
+                for statement in group["statements"]:
+                    match = _DELETE.fullmatch(statement.strip())  # with a `where`, it would not always run
+                    if match is None:
+                        continue
+                    function, literal = match.groups()
+                    value = ottl_string(literal)
+                    patterns.append(value if function == "delete_matching_keys" else f"^{re.escape(value)}$")
+    return patterns
+
+
+def test_ottl_string_and_delete_statements() -> None:
+    assert ottl_string(r'"^gen_ai\\.prompt$$"') == r"^gen_ai\.prompt$"
+    collector = {
+        "processors": {
+            "transform/x": {
+                "trace_statements": [
+                    {
+                        "context": "span",
+                        "statements": [
+                            'delete_key(attributes, "a.b")',
+                            r'delete_matching_keys(attributes, "^c\\.")',
+                            'delete_key(attributes, "d") where name == "x"',
+                        ],
+                    }
+                ]
+            }
+        }
+    }
+    patterns = deleted_key_patterns(collector, {"processors": ["transform/x"]}, "span")
+    assert patterns == [r"^a\.b$", r"^c\."]
+
+
+def test_message_content_is_dropped(collector: dict[str, Any]) -> None:
+    """Prompts, completions and tool payloads never reach a backend, whatever a service records."""
+    checked = 0
+    for name, pipeline in pipelines(collector).items():
+        for context in CONTENT_CONTEXTS.get(kind(name), ()):
+            patterns = deleted_key_patterns(collector, pipeline, context)
+            for pattern in patterns:
+                assert pattern.startswith("^") and pattern.endswith("$"), f"{name}/{context}: anchor {pattern!r}"
+            kept = [key for key in CONTENT_KEYS if not any(re.search(p, key) for p in patterns)]
+            assert not kept, f"{name}: {context} attributes keep message content {kept}"
+            dropped = [key for key in KEPT_KEYS if any(re.search(p, key) for p in patterns)]
+            assert not dropped, f"{name}: {context} attributes lose {dropped}"
+            checked += 1
+    assert checked >= 2, "the traces pipeline's span and span event attributes"
 
 
 def test_spanmetrics_dimensions(collector: dict[str, Any]) -> None:
