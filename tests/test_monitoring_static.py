@@ -390,6 +390,60 @@ def test_collector_service_runs_this_config(compose: dict[str, Any]) -> None:
     assert any(arg.endswith(config) for arg in collector["command"]), collector["command"]
 
 
+# The OTLP ports of the collector and the protocol each speaks. The SDK's
+# default protocol is http/protobuf: an endpoint on 4317 needs
+# OTEL_EXPORTER_OTLP_PROTOCOL=grpc beside it, one on 4318 must not have it.
+OTLP_PORT_PROTOCOLS = {"4317": "grpc", "4318": "http/protobuf"}
+_SIGNAL = r"OTEL_EXPORTER_OTLP(?:_TRACES|_METRICS|_LOGS)?"
+_ENDPOINT_SETTING = re.compile(_SIGNAL + r"_ENDPOINT\s*[=:]\s*(?:https?://)?[\w.-]+:(\d+)")
+_PROTOCOL_SETTING = re.compile(_SIGNAL + r"_PROTOCOL\s*[=:]\s*([\w/]+)")
+_NEARBY = 300  # characters: a protocol this far from its endpoint does not go with it
+
+
+def otlp_settings(text: str) -> list[tuple[str, str]]:
+    """(port, protocol) of each OTLP endpoint a text suggests.
+
+    Each protocol setting goes with the endpoint nearest to it (within
+    _NEARBY characters); an endpoint with none has the SDK's default.
+    """
+    endpoints = [(match.start(), match.group(1)) for match in _ENDPOINT_SETTING.finditer(text)]
+    protocols: dict[int, str] = {}
+    for match in _PROTOCOL_SETTING.finditer(text):
+        distance, nearest = min(((abs(match.start() - at), at) for at, _ in endpoints), default=(_NEARBY, -1))
+        if distance < _NEARBY:
+            protocols[nearest] = match.group(1)
+    return [(port, protocols.get(at, "http/protobuf")) for at, port in endpoints]
+
+
+def test_otlp_settings_pair_endpoints_and_protocols() -> None:
+    assert otlp_settings("OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317") == [("4317", "http/protobuf")]
+    text = (
+        "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 (the default protocol), or\n"
+        "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 with OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+    )
+    assert otlp_settings(text) == [("4318", "http/protobuf"), ("4317", "grpc")]
+    assert otlp_settings("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: collector:4317\nOTEL_EXPORTER_OTLP_PROTOCOL: grpc") == [
+        ("4317", "grpc")
+    ]
+
+
+def test_suggested_otlp_endpoints_speak_their_ports_protocol() -> None:
+    """An endpoint suggested in the bundle or its README works when copied as it stands."""
+    files = [path for path in sorted(COLLECTOR.rglob("*")) if path.is_file()]
+    files += [*sorted(DASHBOARDS.glob("*.json")), ROOT / "README.md"]
+    suggested = 0
+    for path in files:
+        for port, protocol in otlp_settings(path.read_text()):
+            where = path.relative_to(ROOT)
+            assert port in OTLP_PORT_PROTOCOLS, f"{where}: OTLP endpoint on port {port}, the collector has 4317/4318"
+            assert protocol == OTLP_PORT_PROTOCOLS[port], (
+                f"{where}: an endpoint on {port} with protocol {protocol}: "
+                f"port {port} speaks {OTLP_PORT_PROTOCOLS[port]} (set OTEL_EXPORTER_OTLP_PROTOCOL to match)"
+            )
+            suggested += 1
+    assert suggested >= 1
+
+
 def test_prometheus_service(compose: dict[str, Any]) -> None:
     prometheus = services(compose)["prometheus"]
     assert "--enable-feature=exemplar-storage" in prometheus["command"]
