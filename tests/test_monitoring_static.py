@@ -451,6 +451,29 @@ def test_prometheus_service(compose: dict[str, Any]) -> None:
     assert f"--config.file={config}" in prometheus["command"]
 
 
+# Flags and feature flags the pinned Prometheus (3.9) has removed or deprecated.
+DEPRECATED_PROMETHEUS_FLAGS = {
+    "--storage.tsdb.retention": "removed in 3.0",
+    "--storage.tsdb.retention.time": "deprecated (prometheus#17026): storage.tsdb.retention in the config file",
+    "--storage.tsdb.retention.size": "deprecated (prometheus#17026): storage.tsdb.retention in the config file",
+    "--alertmanager.timeout": "removed in 3.0",
+}
+REMOVED_PROMETHEUS_FEATURES = {
+    "promql-at-modifier", "promql-negative-offset", "new-service-discovery-manager", "expand-external-labels",
+    "no-default-scrape-port", "agent", "remote-write-receiver", "otlp-write-receiver", "auto-gomemlimit",
+    "utf8-names",
+}  # fmt: skip
+
+
+def test_prometheus_command_has_no_deprecated_flag(compose: dict[str, Any]) -> None:
+    for arg in services(compose)["prometheus"]["command"]:
+        flag, _, value = arg.partition("=")
+        assert flag not in DEPRECATED_PROMETHEUS_FLAGS, f"{flag}: {DEPRECATED_PROMETHEUS_FLAGS.get(flag)}"
+        if flag == "--enable-feature":
+            removed = set(value.split(",")) & REMOVED_PROMETHEUS_FEATURES
+            assert not removed, f"feature flags removed in Prometheus 3.0 (now the default): {removed}"
+
+
 def test_tempo_receives_otlp_from_the_collector(compose: dict[str, Any]) -> None:
     tempo = services(compose)["tempo"]
     config_path = container_path(tempo, "tempo.yaml")
