@@ -335,15 +335,49 @@ def test_pinned_image_rule(image: str) -> None:
     assert bool(_PINNED_IMAGE.match(image)) is (image in {"otel/x:0.144", "grafana/tempo:2.10.0"})
 
 
-def bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(host path, container path) of each bind mount, short or long syntax."""
+def mounts(service: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(type, source, container path) of each mount, short or long syntax.
+
+    The type is "bind" (the source is a host path), "volume" (the source names
+    a volume, or is empty for an anonymous one) or another long-syntax type.
+    """
     for volume in service.get("volumes", []):
         if isinstance(volume, str):
-            source, target = volume.split(":")[:2]
-            if source.startswith((".", "/", "~")):
-                yield source, target
-        elif volume.get("type") == "bind":
-            yield volume["source"], volume["target"]
+            parts = volume.split(":")
+            if len(parts) == 1:
+                yield "volume", "", parts[0]
+            else:
+                source, target = parts[:2]
+                yield ("bind" if source.startswith((".", "/", "~")) else "volume"), source, target
+        else:
+            yield volume.get("type", "volume"), volume.get("source", ""), volume["target"]
+
+
+def bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(host path, container path) of each bind mount, short or long syntax."""
+    for type_, source, target in mounts(service):
+        if type_ == "bind":
+            yield source, target
+
+
+def test_mounts_short_and_long_syntax() -> None:
+    service = {
+        "volumes": [
+            "./a.yaml:/etc/a.yaml:ro",
+            "data:/var/data",
+            "/anonymous",
+            {"type": "volume", "source": "more", "target": "/var/more"},
+            {"type": "bind", "source": "../b", "target": "/b", "read_only": True},
+        ]
+    }
+    assert list(mounts(service)) == [
+        ("bind", "./a.yaml", "/etc/a.yaml"),
+        ("volume", "data", "/var/data"),
+        ("volume", "", "/anonymous"),
+        ("volume", "more", "/var/more"),
+        ("bind", "../b", "/b"),
+    ]
+    assert list(bind_mounts(service)) == [("./a.yaml", "/etc/a.yaml"), ("../b", "/b")]
 
 
 def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
@@ -524,12 +558,29 @@ def test_grafana_datasources(compose: dict[str, Any]) -> None:
     assert any("$${__value.raw}" in d.get("url", "") for d in destinations), "a Jaeger link, $ escaped for provisioning"
 
 
+GRAFANA_PROVISIONING = "/etc/grafana/provisioning"
+
+
+def test_grafana_mounts_only_the_provisioning_folders_it_brings(compose: dict[str, Any]) -> None:
+    """Mounting all of provisioning/ would hide the image's plugins/, alerting/, notifiers/... folders."""
+    grafana = services(compose)["grafana"]
+    targets = {target.rstrip("/"): (type_, source) for type_, source, target in mounts(grafana)}
+    assert GRAFANA_PROVISIONING not in targets, "a mount on provisioning/ itself hides the image's other folders"
+    provisioning = {t: m for t, m in targets.items() if t.startswith(GRAFANA_PROVISIONING + "/")}
+    assert set(provisioning) == {f"{GRAFANA_PROVISIONING}/datasources", f"{GRAFANA_PROVISIONING}/dashboards"}
+    for target, (type_, source) in provisioning.items():
+        assert type_ == "bind", target
+        folder = COLLECTOR / source
+        assert folder.is_dir() and folder.name == target.rsplit("/", 1)[1], f"{source} -> {target}"
+        assert list(folder.glob("*.yaml")), f"{source} holds no provisioning file"
+
+
 def test_grafana_loads_the_dashboards_folder(compose: dict[str, Any]) -> None:
     grafana = services(compose)["grafana"]
     target = container_path(grafana, "../dashboards")
     assert (COLLECTOR / "../dashboards").resolve() == DASHBOARDS
-    provisioning = container_path(grafana, "grafana/provisioning")
-    assert provisioning == "/etc/grafana/provisioning"
+    provisioning = container_path(grafana, "grafana/provisioning/dashboards")
+    assert provisioning == f"{GRAFANA_PROVISIONING}/dashboards"
     [provider] = load_yaml(COLLECTOR / "grafana/provisioning/dashboards/dashboards.yaml")["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == target
