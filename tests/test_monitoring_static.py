@@ -843,6 +843,19 @@ def test_panels_have_units_descriptions_and_legends(dashboard: dict[str, Any]) -
                     assert "{{" in target["legendFormat"], f"{panel['title']}: name the series in the legend"
 
 
+# Panel options the pinned Grafana (12.3) no longer has, by panel type.
+DEAD_PANEL_OPTIONS = {
+    # The table footer moved to the field config (custom.footer.reducers) in 12.2, grafana#102948.
+    "table": {"footer"},
+}
+
+
+def test_panels_carry_no_dead_options(dashboard: dict[str, Any]) -> None:
+    for panel in query_panels(dashboard):
+        dead = set(panel.get("options", {})) & DEAD_PANEL_OPTIONS.get(panel["type"], set())
+        assert not dead, f"{panel['title']}: {panel['type']} panels have no options {sorted(dead)} any more"
+
+
 def test_latency_panels_have_exemplars_and_the_p95_target() -> None:
     latency = DASHBOARD_FILES["otel-llm-latency.json"]
     targets = 0
