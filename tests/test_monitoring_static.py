@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -515,6 +515,42 @@ def test_tempo_receives_otlp_from_the_collector(compose: dict[str, Any]) -> None
     config = load_yaml(COLLECTOR / "tempo.yaml")
     assert config["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert config["server"]["http_listen_port"] == 3200
+
+
+def storage_paths(service: str, compose: dict[str, Any]) -> list[str]:
+    """Where a service of the stack writes the data it keeps."""
+    if service == "tempo":
+
+        def paths(node: Any) -> Iterator[str]:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "path" and isinstance(value, str):
+                        yield value
+                    else:
+                        yield from paths(value)
+            elif isinstance(node, list):
+                for item in node:
+                    yield from paths(item)
+
+        return list(paths(load_yaml(COLLECTOR / "tempo.yaml")))
+    raise AssertionError(f"no storage known for {service}")
+
+
+@pytest.mark.parametrize("service", ["tempo"])
+def test_stored_data_outlives_the_containers(compose: dict[str, Any], service: str) -> None:
+    """Data under a named volume survives `docker compose down` (and `up` again); the container's own does not."""
+    declared = set(compose.get("volumes") or {})
+    targets = [
+        PurePosixPath(target)
+        for type_, source, target in mounts(services(compose)[service])
+        if type_ == "volume" and source in declared
+    ]
+    paths = storage_paths(service, compose)
+    assert paths, f"{service}: no storage path found"
+    for path in paths:
+        assert any(PurePosixPath(path).is_relative_to(target) for target in targets), (
+            f"{service} stores {path} outside every named volume ({[str(t) for t in targets]})"
+        )
 
 
 def test_prometheus_config_is_valid() -> None:
