@@ -533,10 +533,13 @@ def storage_paths(service: str, compose: dict[str, Any]) -> list[str]:
                     yield from paths(item)
 
         return list(paths(load_yaml(COLLECTOR / "tempo.yaml")))
+    if service == "prometheus":
+        flag = "--storage.tsdb.path="
+        return [arg.removeprefix(flag) for arg in services(compose)["prometheus"]["command"] if arg.startswith(flag)]
     raise AssertionError(f"no storage known for {service}")
 
 
-@pytest.mark.parametrize("service", ["tempo"])
+@pytest.mark.parametrize("service", ["tempo", "prometheus"])
 def test_stored_data_outlives_the_containers(compose: dict[str, Any], service: str) -> None:
     """Data under a named volume survives `docker compose down` (and `up` again); the container's own does not."""
     declared = set(compose.get("volumes") or {})
