@@ -109,15 +109,11 @@ def test_every_defined_component_is_used(collector: dict[str, Any]) -> None:
 
 def test_connectors_join_two_pipelines(collector: dict[str, Any]) -> None:
     connectors = collector.get("connectors", {})
-    assert "spanmetrics" in {kind(connector) for connector in connectors}
     for connector in connectors:
         exporting = {name for name, p in pipelines(collector).items() if connector in p["exporters"]}
         receiving = {name for name, p in pipelines(collector).items() if connector in p["receivers"]}
         assert exporting and receiving, f"connector {connector} must export from one pipeline and receive in another"
         assert exporting.isdisjoint(receiving), f"connector {connector} feeds the pipeline it comes from"
-    spanmetrics = next(c for c in connectors if kind(c) == "spanmetrics")
-    assert all(kind(name) == "traces" for name, p in pipelines(collector).items() if spanmetrics in p["exporters"])
-    assert all(kind(name) == "metrics" for name, p in pipelines(collector).items() if spanmetrics in p["receivers"])
 
 
 def test_no_deprecated_components(collector: dict[str, Any]) -> None:
@@ -273,22 +269,6 @@ def test_message_content_is_dropped(collector: dict[str, Any]) -> None:
     assert checked >= 2, "the traces pipeline's span and span event attributes"
 
 
-def test_spanmetrics_dimensions(collector: dict[str, Any]) -> None:
-    [config] = [c for name, c in collector["connectors"].items() if kind(name) == "spanmetrics"]
-    dimensions = {d["name"] for d in config["dimensions"]}
-    assert dimensions >= {
-        "otel_llm.api.name",
-        "otel_llm.model.alias",
-        "otel_llm.selection.source",
-        "gen_ai.operation.name",
-        "gen_ai.provider.name",
-        "gen_ai.request.model",
-        "error.type",
-    }
-    assert config["exemplars"]["enabled"] is True
-    assert config["histogram"]["unit"] == "s"
-
-
 def test_prometheus_exporter_with_exemplars_is_scraped(collector: dict[str, Any]) -> None:
     [(name, config)] = [(n, c) for n, c in collector["exporters"].items() if kind(n) == "prometheus"]
     assert config["enable_open_metrics"] is True, "exemplars are only exported in the OpenMetrics format"
@@ -419,7 +399,7 @@ def container_path(service: dict[str, Any], host_path: str) -> str:
 
 def test_collector_service_runs_this_config(compose: dict[str, Any]) -> None:
     collector = services(compose)["collector"]
-    assert "contrib" in collector["image"], "spanmetrics and transform need the contrib distribution"
+    assert "contrib" in collector["image"], "the transform processor needs the contrib distribution"
     config = container_path(collector, "otel-collector.yaml")
     assert any(arg.endswith(config) for arg in collector["command"]), collector["command"]
 
@@ -933,3 +913,37 @@ def test_each_dashboard_covers_its_subject() -> None:
     for grouping in ("otel_llm_outcome", "error_type", "otel_llm_fallback_from, otel_llm_fallback_to",
                      "otel_llm_selection_source", "otel_llm_breaker_state"):  # fmt: skip
         assert f"by ({grouping})" in reliability or f", {grouping})" in reliability, grouping
+
+
+# ---------------------------------------------------------------------------- collector -> dashboards
+
+
+def connector_metric_prefix(connector: str, config: dict[str, Any] | None) -> str:
+    """The prefix, as Prometheus sees it, of the metric names a connector makes."""
+    config = config or {}
+    if kind(connector) == "spanmetrics":
+        return re.sub(r"\W", "_", config.get("namespace", "traces.span.metrics")) + "_"
+    if kind(connector) == "servicegraph":
+        return "traces_service_graph_"
+    raise AssertionError(f"{connector}: this test does not know which metrics it makes")
+
+
+def test_connector_metric_prefix() -> None:
+    assert connector_metric_prefix("spanmetrics", None) == "traces_span_metrics_"
+    assert connector_metric_prefix("spanmetrics/x", {"namespace": "llm.red"}) == "llm_red_"
+
+
+def test_every_connector_metric_is_on_a_dashboard(collector: dict[str, Any]) -> None:
+    """A connector that makes metrics no dashboard queries only costs collector work and series."""
+    queried = {
+        name
+        for dashboard in DASHBOARD_FILES.values()
+        for _, expr in queries(dashboard)
+        for name in parse_promql(expr)[0]
+    }
+    for connector, config in (collector.get("connectors") or {}).items():
+        feeds = {kind(name) for name, p in pipelines(collector).items() if connector in p["receivers"]}
+        if "metrics" not in feeds:
+            continue
+        prefix = connector_metric_prefix(connector, config)
+        assert any(name.startswith(prefix) for name in queried), f"{connector}: no dashboard queries {prefix}*"
