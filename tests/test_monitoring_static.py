@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -109,15 +109,11 @@ def test_every_defined_component_is_used(collector: dict[str, Any]) -> None:
 
 def test_connectors_join_two_pipelines(collector: dict[str, Any]) -> None:
     connectors = collector.get("connectors", {})
-    assert "spanmetrics" in {kind(connector) for connector in connectors}
     for connector in connectors:
         exporting = {name for name, p in pipelines(collector).items() if connector in p["exporters"]}
         receiving = {name for name, p in pipelines(collector).items() if connector in p["receivers"]}
         assert exporting and receiving, f"connector {connector} must export from one pipeline and receive in another"
         assert exporting.isdisjoint(receiving), f"connector {connector} feeds the pipeline it comes from"
-    spanmetrics = next(c for c in connectors if kind(c) == "spanmetrics")
-    assert all(kind(name) == "traces" for name, p in pipelines(collector).items() if spanmetrics in p["exporters"])
-    assert all(kind(name) == "metrics" for name, p in pipelines(collector).items() if spanmetrics in p["receivers"])
 
 
 def test_no_deprecated_components(collector: dict[str, Any]) -> None:
@@ -153,43 +149,124 @@ def test_traces_go_to_jaeger_and_tempo_over_otlp(collector: dict[str, Any], comp
     assert set(hosts) <= set(compose["services"]), "trace backends must be services of the compose stack"
 
 
-def test_message_content_is_dropped_from_traces(collector: dict[str, Any]) -> None:
-    """Prompts and completions never reach the trace backends, whatever a service records."""
-    for name, pipeline in pipelines(collector).items():
-        if kind(name) != "traces":
+# Attributes that carry message content: the GenAI semantic conventions' own
+# (the registry flags each as holding sensitive information), their deprecated
+# predecessors, and the indexed keys other instrumentations (OpenLLMetry) write.
+CONTENT_KEYS = [
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.definitions",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.retrieval.query.text",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "gen_ai.prompt.0.content",
+    "gen_ai.prompt.0.role",
+    "gen_ai.prompt.12.content",
+    "gen_ai.completion.0.content",
+    "gen_ai.completion.0.tool_calls.0.arguments",
+]
+# What the dashboards, the trace views and the cost model need: it must survive.
+KEPT_KEYS = [
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.response.id",
+    "gen_ai.response.finish_reasons",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "gen_ai.usage.completion_tokens",
+    "gen_ai.prompt_tokens",
+    "gen_ai.completion_tokens",
+    "gen_ai.prompt.name",
+    "gen_ai.tool.name",
+    "gen_ai.tool.call.id",
+    "gen_ai.conversation.id",
+    "gen_ai.output.type",
+    "gen_ai.input.messages_count",
+    "x.gen_ai.input.messages",
+    "otel_llm.api.name",
+    "error.type",
+]
+# The contexts whose attributes a pipeline of each signal must clean.
+CONTENT_CONTEXTS = {"traces": ("span", "spanevent"), "logs": ("log",)}
+_DELETE = re.compile(r'(delete_key|delete_matching_keys)\(attributes, ("(?:[^"\\]|\\.)*")\)')
+
+
+def ottl_string(literal: str) -> str:
+    """The value of an OTTL string literal as the collector config holds it.
+
+    The collector first turns ``$$`` into ``$`` (its escape for a literal
+    dollar), then OTTL unquotes the literal with Go's escapes (a doubled
+    backslash stands for one), which JSON's string syntax matches for what
+    these patterns use.
+    """
+    value = json.loads(literal.replace("$$", "$"))
+    assert isinstance(value, str)
+    return value
+
+
+def deleted_key_patterns(collector: dict[str, Any], pipeline: dict[str, list[str]], context: str) -> list[str]:
+    """The regexes (RE2, unanchored like Go's MatchString) of the keys a pipeline deletes in a context."""
+    patterns = []
+    for processor in pipeline.get("processors", []):
+        config = collector["processors"][processor] or {}
+        if kind(processor) != "transform":
             continue
-        deleted: dict[str, set[str]] = {}
-        for processor in pipeline.get("processors", []):
-            config = collector["processors"][processor] or {}
-            if kind(processor) == "transform":
-                for group in config.get("trace_statements", []):
-                    for statement in group["statements"]:
-                        match = re.fullmatch(r'delete_key\(attributes, "([^"]+)"\)', statement)
-                        if match:
-                            deleted.setdefault(group["context"], set()).add(match.group(1))
-            elif kind(processor) == "attributes":
-                for action in config.get("actions", []):
-                    if action["action"] == "delete":
-                        deleted.setdefault("span", set()).add(action["key"])
-        content = {"gen_ai.input.messages", "gen_ai.output.messages"}
-        assert content <= deleted.get("span", set()), f"{name}: span attributes keep message content"
-        assert content <= deleted.get("spanevent", set()), f"{name}: span event attributes keep message content"
+        for section in ("trace_statements", "log_statements"):
+            for group in config.get(section, []):
+                if group.get("context") != context:
+                    continue
+                for statement in group["statements"]:
+                    match = _DELETE.fullmatch(statement.strip())  # with a `where`, it would not always run
+                    if match is None:
+                        continue
+                    function, literal = match.groups()
+                    value = ottl_string(literal)
+                    patterns.append(value if function == "delete_matching_keys" else f"^{re.escape(value)}$")
+    return patterns
 
 
-def test_spanmetrics_dimensions(collector: dict[str, Any]) -> None:
-    [config] = [c for name, c in collector["connectors"].items() if kind(name) == "spanmetrics"]
-    dimensions = {d["name"] for d in config["dimensions"]}
-    assert dimensions >= {
-        "otel_llm.api.name",
-        "otel_llm.model.alias",
-        "otel_llm.selection.source",
-        "gen_ai.operation.name",
-        "gen_ai.provider.name",
-        "gen_ai.request.model",
-        "error.type",
+def test_ottl_string_and_delete_statements() -> None:
+    assert ottl_string(r'"^gen_ai\\.prompt$$"') == r"^gen_ai\.prompt$"
+    collector = {
+        "processors": {
+            "transform/x": {
+                "trace_statements": [
+                    {
+                        "context": "span",
+                        "statements": [
+                            'delete_key(attributes, "a.b")',
+                            r'delete_matching_keys(attributes, "^c\\.")',
+                            'delete_key(attributes, "d") where name == "x"',
+                        ],
+                    }
+                ]
+            }
+        }
     }
-    assert config["exemplars"]["enabled"] is True
-    assert config["histogram"]["unit"] == "s"
+    patterns = deleted_key_patterns(collector, {"processors": ["transform/x"]}, "span")
+    assert patterns == [r"^a\.b$", r"^c\."]
+
+
+def test_message_content_is_dropped(collector: dict[str, Any]) -> None:
+    """Prompts, completions and tool payloads never reach a backend, whatever a service records."""
+    checked = 0
+    for name, pipeline in pipelines(collector).items():
+        for context in CONTENT_CONTEXTS.get(kind(name), ()):
+            patterns = deleted_key_patterns(collector, pipeline, context)
+            for pattern in patterns:
+                assert pattern.startswith("^") and pattern.endswith("$"), f"{name}/{context}: anchor {pattern!r}"
+            kept = [key for key in CONTENT_KEYS if not any(re.search(p, key) for p in patterns)]
+            assert not kept, f"{name}: {context} attributes keep message content {kept}"
+            dropped = [key for key in KEPT_KEYS if any(re.search(p, key) for p in patterns)]
+            assert not dropped, f"{name}: {context} attributes lose {dropped}"
+            checked += 1
+    assert checked >= 2, "the traces pipeline's span and span event attributes"
 
 
 def test_prometheus_exporter_with_exemplars_is_scraped(collector: dict[str, Any]) -> None:
@@ -238,15 +315,49 @@ def test_pinned_image_rule(image: str) -> None:
     assert bool(_PINNED_IMAGE.match(image)) is (image in {"otel/x:0.144", "grafana/tempo:2.10.0"})
 
 
-def bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(host path, container path) of each bind mount, short or long syntax."""
+def mounts(service: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(type, source, container path) of each mount, short or long syntax.
+
+    The type is "bind" (the source is a host path), "volume" (the source names
+    a volume, or is empty for an anonymous one) or another long-syntax type.
+    """
     for volume in service.get("volumes", []):
         if isinstance(volume, str):
-            source, target = volume.split(":")[:2]
-            if source.startswith((".", "/", "~")):
-                yield source, target
-        elif volume.get("type") == "bind":
-            yield volume["source"], volume["target"]
+            parts = volume.split(":")
+            if len(parts) == 1:
+                yield "volume", "", parts[0]
+            else:
+                source, target = parts[:2]
+                yield ("bind" if source.startswith((".", "/", "~")) else "volume"), source, target
+        else:
+            yield volume.get("type", "volume"), volume.get("source", ""), volume["target"]
+
+
+def bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(host path, container path) of each bind mount, short or long syntax."""
+    for type_, source, target in mounts(service):
+        if type_ == "bind":
+            yield source, target
+
+
+def test_mounts_short_and_long_syntax() -> None:
+    service = {
+        "volumes": [
+            "./a.yaml:/etc/a.yaml:ro",
+            "data:/var/data",
+            "/anonymous",
+            {"type": "volume", "source": "more", "target": "/var/more"},
+            {"type": "bind", "source": "../b", "target": "/b", "read_only": True},
+        ]
+    }
+    assert list(mounts(service)) == [
+        ("bind", "./a.yaml", "/etc/a.yaml"),
+        ("volume", "data", "/var/data"),
+        ("volume", "", "/anonymous"),
+        ("volume", "more", "/var/more"),
+        ("bind", "../b", "/b"),
+    ]
+    assert list(bind_mounts(service)) == [("./a.yaml", "/etc/a.yaml"), ("../b", "/b")]
 
 
 def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
@@ -288,9 +399,63 @@ def container_path(service: dict[str, Any], host_path: str) -> str:
 
 def test_collector_service_runs_this_config(compose: dict[str, Any]) -> None:
     collector = services(compose)["collector"]
-    assert "contrib" in collector["image"], "spanmetrics and transform need the contrib distribution"
+    assert "contrib" in collector["image"], "the transform processor needs the contrib distribution"
     config = container_path(collector, "otel-collector.yaml")
     assert any(arg.endswith(config) for arg in collector["command"]), collector["command"]
+
+
+# The OTLP ports of the collector and the protocol each speaks. The SDK's
+# default protocol is http/protobuf: an endpoint on 4317 needs
+# OTEL_EXPORTER_OTLP_PROTOCOL=grpc beside it, one on 4318 must not have it.
+OTLP_PORT_PROTOCOLS = {"4317": "grpc", "4318": "http/protobuf"}
+_SIGNAL = r"OTEL_EXPORTER_OTLP(?:_TRACES|_METRICS|_LOGS)?"
+_ENDPOINT_SETTING = re.compile(_SIGNAL + r"_ENDPOINT\s*[=:]\s*(?:https?://)?[\w.-]+:(\d+)")
+_PROTOCOL_SETTING = re.compile(_SIGNAL + r"_PROTOCOL\s*[=:]\s*([\w/]+)")
+_NEARBY = 300  # characters: a protocol this far from its endpoint does not go with it
+
+
+def otlp_settings(text: str) -> list[tuple[str, str]]:
+    """(port, protocol) of each OTLP endpoint a text suggests.
+
+    Each protocol setting goes with the endpoint nearest to it (within
+    _NEARBY characters); an endpoint with none has the SDK's default.
+    """
+    endpoints = [(match.start(), match.group(1)) for match in _ENDPOINT_SETTING.finditer(text)]
+    protocols: dict[int, str] = {}
+    for match in _PROTOCOL_SETTING.finditer(text):
+        distance, nearest = min(((abs(match.start() - at), at) for at, _ in endpoints), default=(_NEARBY, -1))
+        if distance < _NEARBY:
+            protocols[nearest] = match.group(1)
+    return [(port, protocols.get(at, "http/protobuf")) for at, port in endpoints]
+
+
+def test_otlp_settings_pair_endpoints_and_protocols() -> None:
+    assert otlp_settings("OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317") == [("4317", "http/protobuf")]
+    text = (
+        "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 (the default protocol), or\n"
+        "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 with OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+    )
+    assert otlp_settings(text) == [("4318", "http/protobuf"), ("4317", "grpc")]
+    assert otlp_settings("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: collector:4317\nOTEL_EXPORTER_OTLP_PROTOCOL: grpc") == [
+        ("4317", "grpc")
+    ]
+
+
+def test_suggested_otlp_endpoints_speak_their_ports_protocol() -> None:
+    """An endpoint suggested in the bundle or its README works when copied as it stands."""
+    files = [path for path in sorted(COLLECTOR.rglob("*")) if path.is_file()]
+    files += [*sorted(DASHBOARDS.glob("*.json")), ROOT / "README.md"]
+    suggested = 0
+    for path in files:
+        for port, protocol in otlp_settings(path.read_text()):
+            where = path.relative_to(ROOT)
+            assert port in OTLP_PORT_PROTOCOLS, f"{where}: OTLP endpoint on port {port}, the collector has 4317/4318"
+            assert protocol == OTLP_PORT_PROTOCOLS[port], (
+                f"{where}: an endpoint on {port} with protocol {protocol}: "
+                f"port {port} speaks {OTLP_PORT_PROTOCOLS[port]} (set OTEL_EXPORTER_OTLP_PROTOCOL to match)"
+            )
+            suggested += 1
+    assert suggested >= 1
 
 
 def test_prometheus_service(compose: dict[str, Any]) -> None:
@@ -300,6 +465,29 @@ def test_prometheus_service(compose: dict[str, Any]) -> None:
     assert f"--config.file={config}" in prometheus["command"]
 
 
+# Flags and feature flags the pinned Prometheus (3.9) has removed or deprecated.
+DEPRECATED_PROMETHEUS_FLAGS = {
+    "--storage.tsdb.retention": "removed in 3.0",
+    "--storage.tsdb.retention.time": "deprecated (prometheus#17026): storage.tsdb.retention in the config file",
+    "--storage.tsdb.retention.size": "deprecated (prometheus#17026): storage.tsdb.retention in the config file",
+    "--alertmanager.timeout": "removed in 3.0",
+}
+REMOVED_PROMETHEUS_FEATURES = {
+    "promql-at-modifier", "promql-negative-offset", "new-service-discovery-manager", "expand-external-labels",
+    "no-default-scrape-port", "agent", "remote-write-receiver", "otlp-write-receiver", "auto-gomemlimit",
+    "utf8-names",
+}  # fmt: skip
+
+
+def test_prometheus_command_has_no_deprecated_flag(compose: dict[str, Any]) -> None:
+    for arg in services(compose)["prometheus"]["command"]:
+        flag, _, value = arg.partition("=")
+        assert flag not in DEPRECATED_PROMETHEUS_FLAGS, f"{flag}: {DEPRECATED_PROMETHEUS_FLAGS.get(flag)}"
+        if flag == "--enable-feature":
+            removed = set(value.split(",")) & REMOVED_PROMETHEUS_FEATURES
+            assert not removed, f"feature flags removed in Prometheus 3.0 (now the default): {removed}"
+
+
 def test_tempo_receives_otlp_from_the_collector(compose: dict[str, Any]) -> None:
     tempo = services(compose)["tempo"]
     config_path = container_path(tempo, "tempo.yaml")
@@ -307,6 +495,45 @@ def test_tempo_receives_otlp_from_the_collector(compose: dict[str, Any]) -> None
     config = load_yaml(COLLECTOR / "tempo.yaml")
     assert config["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert config["server"]["http_listen_port"] == 3200
+
+
+def storage_paths(service: str, compose: dict[str, Any]) -> list[str]:
+    """Where a service of the stack writes the data it keeps."""
+    if service == "tempo":
+
+        def paths(node: Any) -> Iterator[str]:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "path" and isinstance(value, str):
+                        yield value
+                    else:
+                        yield from paths(value)
+            elif isinstance(node, list):
+                for item in node:
+                    yield from paths(item)
+
+        return list(paths(load_yaml(COLLECTOR / "tempo.yaml")))
+    if service == "prometheus":
+        flag = "--storage.tsdb.path="
+        return [arg.removeprefix(flag) for arg in services(compose)["prometheus"]["command"] if arg.startswith(flag)]
+    raise AssertionError(f"no storage known for {service}")
+
+
+@pytest.mark.parametrize("service", ["tempo", "prometheus"])
+def test_stored_data_outlives_the_containers(compose: dict[str, Any], service: str) -> None:
+    """Data under a named volume survives `docker compose down` (and `up` again); the container's own does not."""
+    declared = set(compose.get("volumes") or {})
+    targets = [
+        PurePosixPath(target)
+        for type_, source, target in mounts(services(compose)[service])
+        if type_ == "volume" and source in declared
+    ]
+    paths = storage_paths(service, compose)
+    assert paths, f"{service}: no storage path found"
+    for path in paths:
+        assert any(PurePosixPath(path).is_relative_to(target) for target in targets), (
+            f"{service} stores {path} outside every named volume ({[str(t) for t in targets]})"
+        )
 
 
 def test_prometheus_config_is_valid() -> None:
@@ -350,12 +577,29 @@ def test_grafana_datasources(compose: dict[str, Any]) -> None:
     assert any("$${__value.raw}" in d.get("url", "") for d in destinations), "a Jaeger link, $ escaped for provisioning"
 
 
+GRAFANA_PROVISIONING = "/etc/grafana/provisioning"
+
+
+def test_grafana_mounts_only_the_provisioning_folders_it_brings(compose: dict[str, Any]) -> None:
+    """Mounting all of provisioning/ would hide the image's plugins/, alerting/, notifiers/... folders."""
+    grafana = services(compose)["grafana"]
+    targets = {target.rstrip("/"): (type_, source) for type_, source, target in mounts(grafana)}
+    assert GRAFANA_PROVISIONING not in targets, "a mount on provisioning/ itself hides the image's other folders"
+    provisioning = {t: m for t, m in targets.items() if t.startswith(GRAFANA_PROVISIONING + "/")}
+    assert set(provisioning) == {f"{GRAFANA_PROVISIONING}/datasources", f"{GRAFANA_PROVISIONING}/dashboards"}
+    for target, (type_, source) in provisioning.items():
+        assert type_ == "bind", target
+        folder = COLLECTOR / source
+        assert folder.is_dir() and folder.name == target.rsplit("/", 1)[1], f"{source} -> {target}"
+        assert list(folder.glob("*.yaml")), f"{source} holds no provisioning file"
+
+
 def test_grafana_loads_the_dashboards_folder(compose: dict[str, Any]) -> None:
     grafana = services(compose)["grafana"]
     target = container_path(grafana, "../dashboards")
     assert (COLLECTOR / "../dashboards").resolve() == DASHBOARDS
-    provisioning = container_path(grafana, "grafana/provisioning")
-    assert provisioning == "/etc/grafana/provisioning"
+    provisioning = container_path(grafana, "grafana/provisioning/dashboards")
+    assert provisioning == f"{GRAFANA_PROVISIONING}/dashboards"
     [provider] = load_yaml(COLLECTOR / "grafana/provisioning/dashboards/dashboards.yaml")["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == target
@@ -618,6 +862,19 @@ def test_panels_have_units_descriptions_and_legends(dashboard: dict[str, Any]) -
                     assert "{{" in target["legendFormat"], f"{panel['title']}: name the series in the legend"
 
 
+# Panel options the pinned Grafana (12.3) no longer has, by panel type.
+DEAD_PANEL_OPTIONS = {
+    # The table footer moved to the field config (custom.footer.reducers) in 12.2, grafana#102948.
+    "table": {"footer"},
+}
+
+
+def test_panels_carry_no_dead_options(dashboard: dict[str, Any]) -> None:
+    for panel in query_panels(dashboard):
+        dead = set(panel.get("options", {})) & DEAD_PANEL_OPTIONS.get(panel["type"], set())
+        assert not dead, f"{panel['title']}: {panel['type']} panels have no options {sorted(dead)} any more"
+
+
 def test_latency_panels_have_exemplars_and_the_p95_target() -> None:
     latency = DASHBOARD_FILES["otel-llm-latency.json"]
     targets = 0
@@ -656,3 +913,37 @@ def test_each_dashboard_covers_its_subject() -> None:
     for grouping in ("otel_llm_outcome", "error_type", "otel_llm_fallback_from, otel_llm_fallback_to",
                      "otel_llm_selection_source", "otel_llm_breaker_state"):  # fmt: skip
         assert f"by ({grouping})" in reliability or f", {grouping})" in reliability, grouping
+
+
+# ---------------------------------------------------------------------------- collector -> dashboards
+
+
+def connector_metric_prefix(connector: str, config: dict[str, Any] | None) -> str:
+    """The prefix, as Prometheus sees it, of the metric names a connector makes."""
+    config = config or {}
+    if kind(connector) == "spanmetrics":
+        return re.sub(r"\W", "_", config.get("namespace", "traces.span.metrics")) + "_"
+    if kind(connector) == "servicegraph":
+        return "traces_service_graph_"
+    raise AssertionError(f"{connector}: this test does not know which metrics it makes")
+
+
+def test_connector_metric_prefix() -> None:
+    assert connector_metric_prefix("spanmetrics", None) == "traces_span_metrics_"
+    assert connector_metric_prefix("spanmetrics/x", {"namespace": "llm.red"}) == "llm_red_"
+
+
+def test_every_connector_metric_is_on_a_dashboard(collector: dict[str, Any]) -> None:
+    """A connector that makes metrics no dashboard queries only costs collector work and series."""
+    queried = {
+        name
+        for dashboard in DASHBOARD_FILES.values()
+        for _, expr in queries(dashboard)
+        for name in parse_promql(expr)[0]
+    }
+    for connector, config in (collector.get("connectors") or {}).items():
+        feeds = {kind(name) for name, p in pipelines(collector).items() if connector in p["receivers"]}
+        if "metrics" not in feeds:
+            continue
+        prefix = connector_metric_prefix(connector, config)
+        assert any(name.startswith(prefix) for name in queried), f"{connector}: no dashboard queries {prefix}*"
