@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import random
 import re
 import selectors
@@ -17,6 +18,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,6 +83,7 @@ _SERVED = (
 _MAX_N = 128
 _MAX_DIMENSIONS = 65536
 _MIN_OUTPUT_TOKENS = 16  # OpenAI rejects a smaller max_output_tokens
+_POLL_SECONDS = 0.05  # how often a waiting handler looks whether its client left
 _LIFECYCLE_EVENTS = 2  # response.created, response.in_progress: what a Responses stream sends before any output
 _MALFORMED_JSON = b'{"id":"chatcmpl-malformed","object":"chat.completion","choices":[{"index":0,"message":{"role":'
 _MALFORMED_EVENT = b'data: {"id":"chatcmpl-malformed","object":"chat.completion.chunk","choices":[{\n\n'
@@ -142,9 +145,13 @@ class MockLLMServer:
 
     Replies and token usage are deterministic (see :mod:`otel_llm.testing._tokens`),
     structured outputs (JSON schema or JSON object) are valid documents (see
-    :mod:`otel_llm.testing._schemas`), every successful answer carries OpenAI's
-    ``x-ratelimit-*`` headers (counted per model), and scripted :class:`Fault` s
-    queued per model apply to chat, embeddings and Responses requests.
+    :mod:`otel_llm.testing._schemas`), and every successful answer carries OpenAI's
+    ``x-ratelimit-*`` headers (counted per model).
+
+    Per model, scripted :class:`Fault` s (one request each, :meth:`add_faults`)
+    make chat, embeddings and Responses requests fail as providers do: error
+    statuses, delays, a server that never answers, dropped connections,
+    unparseable bodies, streams cut or stalled midway.
 
     >>> with MockLLMServer() as server:
     ...     client = openai.OpenAI(base_url=server.base_url, api_key="test")
@@ -224,7 +231,7 @@ class MockLLMServer:
             if httpd is None or thread is None:
                 return
             self._httpd = self._thread = None
-            self._stopping.set()  # wakes handlers sleeping in a delay fault
+            self._stopping.set()  # wakes handlers waiting in a fault (delay, hang, stall_stream)
             httpd.wake()
             thread.join()
             httpd.server_close()
@@ -619,15 +626,17 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and self._apply_fault(fault, route.endpoint, streaming):
             return
         cut = fault if fault is not None and fault.kind == "cut_stream" else None
+        stall = fault if fault is not None and fault.kind == "stall_stream" else None
         if route.endpoint == "chat.completions":
-            self._serve_chat(body, model, cut=cut)
+            self._serve_chat(body, model, cut=cut, stall=stall)
         elif route.endpoint == "responses":
-            self._serve_responses(body, model, cut=cut)
+            self._serve_responses(body, model, cut=cut, stall=stall)
         else:
             self._serve_embeddings(body, model)
 
     def _apply_fault(self, fault: Fault, endpoint: Endpoint, streaming: bool) -> bool:
-        """Act out ``fault``; ``True`` when it produced the whole response."""
+        """Act out ``fault``, or the part of it that comes before any answer; ``True`` when it
+        produced the whole response (or none ever comes)."""
         if fault.kind == "status":
             headers: dict[str, str] = {}
             if fault.retry_after is not None:
@@ -636,9 +645,12 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["retry-after-ms"] = f"{fault.retry_after_ms:g}"
             self._send_json(fault.status_code or 500, responses.fault_error_body(fault), headers)
             return True
-        if fault.kind == "delay":
-            if not self.server.mock._sleep(fault.seconds):
-                raise _ClientGone  # stopped while sleeping
+        if fault.kind == "hang":
+            self._wait(math.inf)  # returns once the client left or the server stopped
+            raise _ClientGone
+        if fault.kind == "delay" or (fault.kind == "stall_stream" and not streaming):
+            if not self._wait(fault.seconds):
+                raise _ClientGone
             return False
         if fault.kind == "drop" or (fault.kind == "cut_stream" and not streaming):
             raise _ClientGone
@@ -649,9 +661,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, _MALFORMED_RESPONSE_JSON if is_response else _MALFORMED_JSON)
             return True
-        return False  # cut_stream on a stream: served, then cut
+        return False  # cut_stream or stall_stream on a stream: served, then cut or stalled
 
-    def _serve_chat(self, body: dict[str, Any], model: str, *, cut: Fault | None) -> None:
+    def _serve_chat(self, body: dict[str, Any], model: str, *, cut: Fault | None, stall: Fault | None) -> None:
         mock = self.server.mock
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -694,13 +706,13 @@ class _Handler(BaseHTTPRequestHandler):
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         events = [responses.sse_event(e) for e in responses.chat_stream_events(reply, include_usage=include_usage)]
         if cut is None:
-            self._send_stream([*events, _DONE], headers=headers)
+            self._send_stream([*events, _DONE], headers=headers, stall=stall)
         else:
             content_chunks = len(reply.tokens) * n
             sent = n + min(cut.after_chunks, content_chunks)
             self._send_stream(events[:sent], complete=False, clean=cut.clean, headers=headers)
 
-    def _serve_responses(self, body: dict[str, Any], model: str, *, cut: Fault | None) -> None:
+    def _serve_responses(self, body: dict[str, Any], model: str, *, cut: Fault | None, stall: Fault | None) -> None:
         mock = self.server.mock
         items = body.get("input")
         if not isinstance(items, str) and not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
@@ -751,7 +763,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         events = [responses.sse_event(e, e["type"]) for e in responses.response_stream_events(reply)]
         if cut is None:
-            self._send_stream(events, headers=headers)
+            self._send_stream(events, headers=headers, stall=stall)
         else:
             # after_chunks=0: only the lifecycle events; else also the item and part added, then the deltas
             sent = _LIFECYCLE_EVENTS + (2 + min(cut.after_chunks, len(reply.tokens)) if cut.after_chunks else 0)
@@ -877,13 +889,16 @@ class _Handler(BaseHTTPRequestHandler):
         complete: bool = True,
         clean: bool = False,
         headers: Mapping[str, str] | None = None,
+        stall: Fault | None = None,
     ) -> None:
         """Send SSE ``events`` chunked, one flush each, as providers stream.
 
         ``complete`` sends the last event and the terminating zero-length chunk in
         one write (so the client sees the body end with the last event and can
         reuse the connection); otherwise the body ends right after the events:
-        properly when ``clean``, else by closing the connection mid-body.
+        properly when ``clean``, else by closing the connection mid-body. A
+        ``stall`` (``Fault.stall_stream``) falls silent once the headers and its
+        first ``after_events`` events have left (all of them: before the body's end).
         """
         chunked = self.request_version != "HTTP/1.0"
         self._response_started = True
@@ -903,16 +918,46 @@ class _Handler(BaseHTTPRequestHandler):
         def frame(data: bytes) -> bytes:
             return b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
 
-        for event in events[:-1] if complete else events:
+        def stall_at(position: int) -> None:
+            if stall is not None and min(stall.after_events, len(events)) == position:
+                self.wfile.flush()
+                if not self._wait(stall.seconds):
+                    raise _ClientGone
+
+        for index, event in enumerate(events):
+            stall_at(index)
+            if index:
+                self.wfile.flush()  # the previous event leaves; the last one leaves with the body's end
             self.wfile.write(frame(event))
-            self.wfile.flush()
-        if complete:
-            self.wfile.write(frame(events[-1]) + (b"0\r\n\r\n" if chunked else b""))
-        elif clean and chunked:
+        stall_at(len(events))
+        if chunked and (complete or clean):
             self.wfile.write(b"0\r\n\r\n")
-        else:
-            self.wfile.flush()
+        self.wfile.flush()
+        if not complete and not clean:
             raise _ClientGone
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` (may be ``math.inf``); ``False`` as soon as the client left or the server stopped.
+
+        Looks every 50 ms whether the client closed its end, so that no handler
+        sleeps on for a client that gave up long ago.
+        """
+        deadline = time.monotonic() + seconds
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.connection, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0:
+                if not self.server.mock._sleep(min(left, _POLL_SECONDS)):
+                    return False
+                if selector.select(0) and self._client_left():
+                    return False
+        return True
+
+    def _client_left(self) -> bool:
+        """Whether the readable connection is at its end (or reset), without consuming what the client sent."""
+        try:
+            return not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
 
 
 def _shutdown(sock: socket.socket) -> None:
