@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from . import _responses as responses
 from . import _tokens as tokens
 from ._faults import Fault
+from ._quirks import Quirk
 from ._schemas import schema_instance
 
 __all__ = ["Endpoint", "MockLLMServer", "RecordedRequest", "Shape"]
@@ -151,7 +152,10 @@ class MockLLMServer:
     Per model, scripted :class:`Fault` s (one request each, :meth:`add_faults`)
     make chat, embeddings and Responses requests fail as providers do: error
     statuses, delays, a server that never answers, dropped connections,
-    unparseable bodies, streams cut or stalled midway.
+    unparseable bodies, streams cut or stalled midway. :class:`Quirk` s (until
+    cleared, :meth:`set_quirks`) give the answers the shapes other providers
+    send: Azure's prompt filter chunk and output content filter, usage in an
+    empty choice, no finish reason, no model.
 
     >>> with MockLLMServer() as server:
     ...     client = openai.OpenAI(base_url=server.base_url, api_key="test")
@@ -191,6 +195,7 @@ class MockLLMServer:
         self._requests: list[RecordedRequest] = []
         self._faults: dict[str, deque[Fault]] = {}
         self._fault_rates: dict[str, tuple[float, tuple[Fault, ...], random.Random]] = {}
+        self._quirks: dict[str, frozenset[Quirk]] = {}
         self._seen_prompts: set[str] = set()
         self._stored: dict[str, _StoredResponse] = {}  # oldest first
         # model -> (requests, tokens) in its rate-limit window; also the models answered for, in order
@@ -330,13 +335,31 @@ class MockLLMServer:
         with self._lock:
             self._fault_rates[model] = (rate, tuple(faults), random.Random(seed))
 
+    def set_quirks(self, model: str, *quirks: Quirk) -> None:
+        """Shape every later answer for ``model`` (OpenAI body model or Azure deployment) by ``quirks``.
+
+        Unlike faults they last, until the next call for that model (``set_quirks(model)``
+        clears them) or :meth:`reset`. Safe while serving.
+        """
+        if not isinstance(model, str) or isinstance(model, Quirk):
+            raise TypeError(f"set_quirks takes the model first, then the quirks; got model {model!r}")
+        for quirk in quirks:
+            if not isinstance(quirk, Quirk):
+                raise TypeError(f"expected Quirk, got {type(quirk).__name__} {quirk!r}")
+        with self._lock:
+            if quirks:
+                self._quirks[model] = frozenset(quirks)
+            else:
+                self._quirks.pop(model, None)
+
     def reset(self) -> None:
-        """Forget recorded requests, queued faults, the connection count, cached prompts,
+        """Forget recorded requests, queued faults, quirks, the connection count, cached prompts,
         stored responses, the models answered for and the rate-limit counts."""
         with self._lock:
             self._requests.clear()
             self._faults.clear()
             self._fault_rates.clear()
+            self._quirks.clear()
             self._seen_prompts.clear()
             self._stored.clear()
             self._rate_windows.clear()
@@ -373,6 +396,10 @@ class MockLLMServer:
                 return None
             rate, faults, chance = policy
             return chance.choice(faults) if chance.random() < rate else None
+
+    def _quirks_of(self, model: str) -> frozenset[Quirk]:
+        with self._lock:
+            return self._quirks.get(model, frozenset())
 
     def _prompt_seen(self, messages: list[Any]) -> bool:
         """Whether these exact messages were answered before; remembers them."""
@@ -627,12 +654,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         cut = fault if fault is not None and fault.kind == "cut_stream" else None
         stall = fault if fault is not None and fault.kind == "stall_stream" else None
+        quirks = self.server.mock._quirks_of(model)
         if route.endpoint == "chat.completions":
-            self._serve_chat(body, model, cut=cut, stall=stall)
+            self._serve_chat(body, model, quirks, cut=cut, stall=stall)
         elif route.endpoint == "responses":
-            self._serve_responses(body, model, cut=cut, stall=stall)
+            self._serve_responses(body, model, quirks, cut=cut, stall=stall)
         else:
-            self._serve_embeddings(body, model)
+            self._serve_embeddings(body, model, quirks)
 
     def _apply_fault(self, fault: Fault, endpoint: Endpoint, streaming: bool) -> bool:
         """Act out ``fault``, or the part of it that comes before any answer; ``True`` when it
@@ -663,7 +691,9 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         return False  # cut_stream or stall_stream on a stream: served, then cut or stalled
 
-    def _serve_chat(self, body: dict[str, Any], model: str, *, cut: Fault | None, stall: Fault | None) -> None:
+    def _serve_chat(
+        self, body: dict[str, Any], model: str, quirks: frozenset[Quirk], *, cut: Fault | None, stall: Fault | None
+    ) -> None:
         mock = self.server.mock
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -697,6 +727,7 @@ class _Handler(BaseHTTPRequestHandler):
             prompt_tokens=prompt,
             cached_tokens=tokens.cached_tokens(prompt, seen_before=mock._prompt_seen(messages)),
             reasoning_tokens=reasoning,
+            quirks=quirks,
         )
         headers = mock._answered(model, reply.usage["total_tokens"])
         if body.get("stream") is not True:
@@ -708,11 +739,13 @@ class _Handler(BaseHTTPRequestHandler):
         if cut is None:
             self._send_stream([*events, _DONE], headers=headers, stall=stall)
         else:
-            content_chunks = len(reply.tokens) * n
-            sent = n + min(cut.after_chunks, content_chunks)
+            lead = n + int(Quirk.PROMPT_FILTER_CHUNK in quirks)  # the role chunks, after Azure's prompt filter chunk
+            sent = lead + min(cut.after_chunks, len(reply.tokens) * n)
             self._send_stream(events[:sent], complete=False, clean=cut.clean, headers=headers)
 
-    def _serve_responses(self, body: dict[str, Any], model: str, *, cut: Fault | None, stall: Fault | None) -> None:
+    def _serve_responses(
+        self, body: dict[str, Any], model: str, quirks: frozenset[Quirk], *, cut: Fault | None, stall: Fault | None
+    ) -> None:
         mock = self.server.mock
         items = body.get("input")
         if not isinstance(items, str) and not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
@@ -752,6 +785,7 @@ class _Handler(BaseHTTPRequestHandler):
             cached_tokens=tokens.cached_tokens(prompt, seen_before=mock._prompt_seen(messages)),
             reasoning_tokens=reasoning,
             settings=responses.response_settings(body),
+            quirks=quirks,
         )
         final = responses.response_body(reply)
         if body.get("store") is not False:
@@ -806,7 +840,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = responses.empty_page_body()
         self._send_json(200, body, mock._answered(None, 0))
 
-    def _serve_embeddings(self, body: dict[str, Any], model: str) -> None:
+    def _serve_embeddings(self, body: dict[str, Any], model: str, quirks: frozenset[Quirk]) -> None:
         texts = _embedding_texts(body.get("input"))
         if texts is None:
             raise _RequestError("'input' must be a string, an array of strings, or an array of token arrays.", "input")
@@ -826,6 +860,7 @@ class _Handler(BaseHTTPRequestHandler):
                 dimensions=dimensions,
                 encoding_format=encoding_format,
                 prompt_tokens=prompt,
+                quirks=quirks,
             ),
             self.server.mock._answered(model, prompt),
         )
