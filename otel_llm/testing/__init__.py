@@ -1,4 +1,4 @@
-"""Test utilities: an embedded OpenAI-compatible server with scripted faults.
+"""Test utilities: an embedded OpenAI-compatible server with scripted faults and provider quirks.
 
 Point your own configuration at :class:`MockLLMServer` to test selection,
 retries, fallbacks, timeouts and telemetry offline, over real HTTP. It serves,
@@ -13,11 +13,19 @@ listings, with deterministic token usage and ``x-ratelimit-*`` headers:
 ...     server.requests[0].model
 'gpt-4.1-mini'
 
+A :class:`Fault` fails one request (error statuses, delays, :meth:`Fault.hang`,
+dropped connections, malformed bodies, :meth:`Fault.cut_stream`,
+:meth:`Fault.stall_stream`); a :class:`Quirk` shapes every answer for a model
+as another provider would, until cleared:
+
+>>> server.set_quirks("my-azure-deployment", Quirk.PROMPT_FILTER_CHUNK, Quirk.NO_MODEL)
+
 With pytest, the ``llm_server`` fixture (plugin ``otel_llm``) yields a started
 server per test.
 """
 
 from ._faults import Fault, FaultKind
+from ._quirks import Quirk
 from ._server import Endpoint, MockLLMServer, RecordedRequest, Shape
 
-__all__ = ["Endpoint", "Fault", "FaultKind", "MockLLMServer", "RecordedRequest", "Shape"]
+__all__ = ["Endpoint", "Fault", "FaultKind", "MockLLMServer", "Quirk", "RecordedRequest", "Shape"]

@@ -2,8 +2,8 @@
 
 Retry, fallback and timeout code is only trustworthy if it has seen the failures
 providers really produce: throttling with ``Retry-After``, overloaded servers,
-slow answers, connections dropped mid-flight, bodies that do not parse and
-streams cut halfway. A :class:`Fault` describes one such failure; the server
+slow answers, servers that never answer, connections dropped mid-flight, bodies
+that do not parse, and streams that stall or are cut halfway. A :class:`Fault` describes one such failure; the server
 applies queued faults to requests one at a time (see
 :meth:`MockLLMServer.add_faults <otel_llm.testing.MockLLMServer.add_faults>`).
 """
@@ -16,7 +16,7 @@ from typing import Literal
 
 __all__ = ["Fault", "FaultKind"]
 
-FaultKind = Literal["status", "delay", "drop", "malformed", "cut_stream"]
+FaultKind = Literal["status", "delay", "hang", "drop", "malformed", "cut_stream", "stall_stream"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +24,9 @@ class Fault:
     """One scripted failure, consumed by exactly one request.
 
     Build faults with the class methods (:meth:`status`, :meth:`delay`,
-    :meth:`drop`, :meth:`malformed`, :meth:`cut_stream`) rather than the
-    constructor: they validate their arguments and fill realistic defaults.
+    :meth:`hang`, :meth:`drop`, :meth:`malformed`, :meth:`cut_stream`,
+    :meth:`stall_stream`) rather than the constructor: they validate their
+    arguments and fill realistic defaults.
     """
 
     kind: FaultKind
@@ -42,9 +43,11 @@ class Fault:
     error_type: str | None = None
     """``error.type`` of the body; a realistic default when ``None``."""
     seconds: float = 0.0
-    """How long a ``delay`` fault waits before answering."""
+    """How long a ``delay`` fault waits before answering, or a ``stall_stream`` fault stays silent."""
     after_chunks: int = 0
     """Content chunks (chat) or text deltas (Responses) a ``cut_stream`` fault sends before cutting."""
+    after_events: int = 0
+    """SSE events a ``stall_stream`` fault sends before falling silent."""
     clean: bool = False
     """Whether a ``cut_stream`` fault ends the HTTP body properly instead of dropping the connection."""
 
@@ -82,9 +85,22 @@ class Fault:
 
     @classmethod
     def delay(cls, seconds: float) -> Fault:
-        """Wait ``seconds``, then answer normally: exercises client timeouts."""
+        """Wait ``seconds``, then answer normally: exercises client timeouts.
+
+        A client that gives up first ends the wait (within about 50 ms): nothing is answered.
+        """
         _check_seconds("seconds", seconds)
         return cls(kind="delay", seconds=float(seconds))
+
+    @classmethod
+    def hang(cls) -> Fault:
+        """Accept the request and never answer: no status line, no headers, no body.
+
+        The connection stays open until the client gives up (a client
+        timeout: ``openai.APITimeoutError``) or the server stops; the handler
+        notices the client leaving within about 50 ms, so no thread lingers.
+        """
+        return cls(kind="hang")
 
     @classmethod
     def drop(cls) -> Fault:
@@ -107,7 +123,8 @@ class Fault:
     def cut_stream(cls, after_chunks: int, *, clean: bool = False) -> Fault:
         """Send ``after_chunks`` content chunks of a stream, then stop.
 
-        Chat completions: the role chunk(s), then ``after_chunks`` content
+        Chat completions: the role chunk(s) (after Azure's prompt filter chunk
+        under ``Quirk.PROMPT_FILTER_CHUNK``), then ``after_chunks`` content
         chunks (one per token and choice); no ``finish_reason`` and no
         ``[DONE]`` follow.
 
@@ -125,9 +142,31 @@ class Fault:
         terminal event (Responses) tells the answer is incomplete. A
         non-streamed request has nothing to cut and gets :meth:`drop` instead.
         """
-        if isinstance(after_chunks, bool) or not isinstance(after_chunks, int) or after_chunks < 0:
-            raise ValueError(f"after_chunks must be an integer >= 0, got {after_chunks!r}")
+        _check_count("after_chunks", after_chunks)
         return cls(kind="cut_stream", after_chunks=after_chunks, clean=clean)
+
+    @classmethod
+    def stall_stream(cls, after_events: int, seconds: float) -> Fault:
+        """Send a stream's headers and first ``after_events`` events, stay silent ``seconds``, then the rest.
+
+        Every SSE event counts: for chat the first is the role chunk (with
+        ``Quirk.PROMPT_FILTER_CHUNK``, the prompt filter chunk), and ``[DONE]``
+        is the last; for Responses, ``response.created`` is the first.
+        ``after_events=0`` stalls after the headers, before any body. The events
+        before the silence have really left (flushed), so the client sees them,
+        then the gap (read timeouts fire in it), then the rest and a complete
+        stream. The silence ends early when the client leaves or the server
+        stops. A non-streamed request waits ``seconds`` before its answer, as
+        with :meth:`delay`.
+        """
+        _check_count("after_events", after_events)
+        _check_seconds("seconds", seconds)
+        return cls(kind="stall_stream", after_events=after_events, seconds=float(seconds))
+
+
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
 
 
 def _check_seconds(name: str, value: float | None) -> None:

@@ -14,10 +14,11 @@ import json
 import struct
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ._faults import Fault
+from ._quirks import Quirk
 
 __all__ = [
     "LISTED_MODELS",
@@ -80,6 +81,9 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
 _CONTENT_FILTER_MESSAGE = (
     "The response was filtered due to the prompt triggering the content management policy (mock fault)."
 )
+_HARM_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
+_FILTERED_CATEGORY = "violence"
+"""The category Azure's output filter flags under ``Quirk.CONTENT_FILTERED``."""
 
 
 def json_bytes(value: Any) -> bytes:
@@ -123,9 +127,13 @@ def fault_error_body(fault: Fault) -> dict[str, Any]:
 
 
 class ChatReply:
-    """Everything one chat answer is made of, computed once for both response shapes."""
+    """Everything one chat answer is made of, computed once for both response shapes.
 
-    __slots__ = ("completion_id", "created", "finish_reason", "model", "n", "tokens", "usage")
+    Under ``Quirk.CONTENT_FILTERED`` the filter withholds the whole reply: no tokens, none
+    counted, ``finish_reason="content_filter"``; ``Quirk.NO_FINISH_REASON`` nulls any finish reason.
+    """
+
+    __slots__ = ("completion_id", "created", "finish_reason", "model", "n", "quirks", "tokens", "usage")
 
     def __init__(
         self,
@@ -137,13 +145,17 @@ class ChatReply:
         prompt_tokens: int,
         cached_tokens: int,
         reasoning_tokens: int = 0,
+        quirks: Collection[Quirk] = (),
     ) -> None:
         self.completion_id = new_id("chatcmpl-")
         self.created = int(time.time())
         self.model = model
+        self.quirks = frozenset(quirks)
+        if self.filtered:
+            tokens, reasoning_tokens, finish_reason = (), 0, "content_filter"
         self.tokens = list(tokens)
         """The reply's tokens, each with its leading whitespace: the stream deltas."""
-        self.finish_reason = finish_reason
+        self.finish_reason = None if Quirk.NO_FINISH_REASON in self.quirks else finish_reason
         self.n = n
         completion = (len(self.tokens) + reasoning_tokens) * n
         self.usage: dict[str, Any] = {
@@ -163,23 +175,56 @@ class ChatReply:
     def content(self) -> str:
         return "".join(self.tokens)
 
+    @property
+    def filtered(self) -> bool:
+        """Whether Azure's output filter withheld the reply (``Quirk.CONTENT_FILTERED``)."""
+        return Quirk.CONTENT_FILTERED in self.quirks
+
 
 def chat_completion_body(reply: ChatReply) -> dict[str, Any]:
-    """A non-streamed ``chat.completion``."""
+    """A non-streamed ``chat.completion``; a filtered reply's choices have no ``message``."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None, "annotations": []}
-    return {
+    choices: list[dict[str, Any]] = []
+    for index in range(reply.n):
+        choice: dict[str, Any] = {"index": index, "logprobs": None, "finish_reason": reply.finish_reason}
+        if reply.filtered:
+            choice["content_filter_results"] = _content_filter_results(_FILTERED_CATEGORY)
+        else:
+            choice["message"] = dict(message)
+        choices.append(choice)
+    body = {
         "id": reply.completion_id,
         "object": "chat.completion",
         "created": reply.created,
-        "model": reply.model,
-        "choices": [
-            {"index": i, "message": dict(message), "logprobs": None, "finish_reason": reply.finish_reason}
-            for i in range(reply.n)
-        ],
+        **_model_key(reply.model, reply.quirks),
+        "choices": choices,
         "usage": reply.usage,
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
+    if Quirk.PROMPT_FILTER_CHUNK in reply.quirks:
+        body["prompt_filter_results"] = _prompt_filter_results()
+    return body
+
+
+def _model_key(model: str, quirks: Collection[Quirk]) -> dict[str, str]:
+    """A body's ``model`` entry: none under ``Quirk.NO_MODEL``."""
+    return {} if Quirk.NO_MODEL in quirks else {"model": model}
+
+
+def _content_filter_results(filtered: str | None = None) -> dict[str, Any]:
+    """Azure's verdict per harm category: all safe, but the ``filtered`` category when given."""
+    return {
+        category: {"filtered": True, "severity": "high"}
+        if category == filtered
+        else {"filtered": False, "severity": "safe"}
+        for category in _HARM_CATEGORIES
+    }
+
+
+def _prompt_filter_results() -> list[dict[str, Any]]:
+    """Azure's verdict on the prompt (a single one, index 0): nothing filtered."""
+    return [{"prompt_index": 0, "content_filter_results": _content_filter_results()}]
 
 
 def sse_event(data: Any, event: str | None = None) -> bytes:
@@ -198,6 +243,8 @@ def chat_stream_events(reply: ChatReply, *, include_usage: bool) -> list[dict[st
     Role chunk(s), one chunk per token and choice, the finish chunk(s), then with
     ``include_usage`` a usage-only chunk with ``"choices": []``; with
     ``include_usage`` every earlier chunk carries ``"usage": null``, as OpenAI does.
+    ``Quirk.PROMPT_FILTER_CHUNK`` puts Azure's prompt filter chunk first;
+    ``Quirk.USAGE_IN_EMPTY_CHOICE`` gives the usage chunk one empty choice.
     """
 
     def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -205,7 +252,7 @@ def chat_stream_events(reply: ChatReply, *, include_usage: bool) -> list[dict[st
             "id": reply.completion_id,
             "object": "chat.completion.chunk",
             "created": reply.created,
-            "model": reply.model,
+            **_model_key(reply.model, reply.quirks),
             "service_tier": "default",
             "system_fingerprint": SYSTEM_FINGERPRINT,
             "choices": choices,
@@ -217,15 +264,34 @@ def chat_stream_events(reply: ChatReply, *, include_usage: bool) -> list[dict[st
     def choice(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
-    events = [chunk([choice(i, {"role": "assistant", "content": "", "refusal": None})]) for i in range(reply.n)]
+    def finish(index: int) -> dict[str, Any]:
+        ending = choice(index, {}, reply.finish_reason)
+        if reply.filtered:
+            ending["content_filter_results"] = _content_filter_results(_FILTERED_CATEGORY)
+        return ending
+
+    events = [_prompt_filter_chunk(reply.quirks)] if Quirk.PROMPT_FILTER_CHUNK in reply.quirks else []
+    events.extend(chunk([choice(i, {"role": "assistant", "content": "", "refusal": None})]) for i in range(reply.n))
     for token in reply.tokens:
         events.extend(chunk([choice(i, {"content": token})]) for i in range(reply.n))
-    events.extend(chunk([choice(i, {}, reply.finish_reason)]) for i in range(reply.n))
+    events.extend(chunk([finish(i)]) for i in range(reply.n))
     if include_usage:
-        final = chunk([])
+        final = chunk([{"delta": {}, "index": 0}] if Quirk.USAGE_IN_EMPTY_CHOICE in reply.quirks else [])
         final["usage"] = reply.usage
         events.append(final)
     return events
+
+
+def _prompt_filter_chunk(quirks: Collection[Quirk]) -> dict[str, Any]:
+    """The chunk Azure streams first: only the prompt's filter results, blank identity fields."""
+    return {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        **_model_key("", quirks),
+        "object": "",
+        "prompt_filter_results": _prompt_filter_results(),
+    }
 
 
 def embedding_vector(text: str, dimensions: int) -> list[float]:
@@ -248,7 +314,13 @@ def embedding_vector(text: str, dimensions: int) -> list[float]:
 
 
 def embeddings_body(
-    *, model: str, texts: Sequence[str], dimensions: int, encoding_format: str, prompt_tokens: int
+    *,
+    model: str,
+    texts: Sequence[str],
+    dimensions: int,
+    encoding_format: str,
+    prompt_tokens: int,
+    quirks: Collection[Quirk] = (),
 ) -> dict[str, Any]:
     """A ``list`` of embeddings, floats or base64 of little-endian float32."""
     data: list[dict[str, Any]] = []
@@ -263,7 +335,7 @@ def embeddings_body(
     return {
         "object": "list",
         "data": data,
-        "model": model,
+        **_model_key(model, quirks),
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
 
@@ -271,7 +343,17 @@ def embeddings_body(
 class ResponseReply:
     """Everything one Responses answer is made of, computed once for the body, the stream and the store."""
 
-    __slots__ = ("created_at", "incomplete", "message_id", "model", "response_id", "settings", "tokens", "usage")
+    __slots__ = (
+        "created_at",
+        "incomplete",
+        "message_id",
+        "model",
+        "quirks",
+        "response_id",
+        "settings",
+        "tokens",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -283,11 +365,14 @@ class ResponseReply:
         cached_tokens: int,
         reasoning_tokens: int,
         settings: Mapping[str, Any],
+        quirks: Collection[Quirk] = (),
     ) -> None:
         self.response_id = new_id("resp_")
         self.message_id = new_id("msg_")
         self.created_at = int(time.time())
         self.model = model
+        self.quirks = frozenset(quirks)
+        """The quirks of its model: only ``Quirk.NO_MODEL`` shapes a Responses answer."""
         self.tokens = list(tokens)
         """The reply's tokens, each with its leading whitespace: the stream deltas."""
         self.incomplete = incomplete
@@ -359,7 +444,7 @@ def response_body(reply: ResponseReply, *, final: bool = True) -> dict[str, Any]
         "completed_at": reply.created_at if status == "completed" else None,
         "error": None,
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
-        "model": reply.model,
+        **_model_key(reply.model, reply.quirks),
         "output": [_message_item(reply, status, [_text_part(reply.text)])] if final else [],
         **settings,
         "usage": reply.usage if final else None,

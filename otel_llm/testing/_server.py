@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import random
 import re
 import selectors
@@ -17,6 +18,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from . import _responses as responses
 from . import _tokens as tokens
 from ._faults import Fault
+from ._quirks import Quirk
 from ._schemas import schema_instance
 
 __all__ = ["Endpoint", "MockLLMServer", "RecordedRequest", "Shape"]
@@ -81,6 +84,7 @@ _SERVED = (
 _MAX_N = 128
 _MAX_DIMENSIONS = 65536
 _MIN_OUTPUT_TOKENS = 16  # OpenAI rejects a smaller max_output_tokens
+_POLL_SECONDS = 0.05  # how often a waiting handler looks whether its client left
 _LIFECYCLE_EVENTS = 2  # response.created, response.in_progress: what a Responses stream sends before any output
 _MALFORMED_JSON = b'{"id":"chatcmpl-malformed","object":"chat.completion","choices":[{"index":0,"message":{"role":'
 _MALFORMED_EVENT = b'data: {"id":"chatcmpl-malformed","object":"chat.completion.chunk","choices":[{\n\n'
@@ -142,9 +146,16 @@ class MockLLMServer:
 
     Replies and token usage are deterministic (see :mod:`otel_llm.testing._tokens`),
     structured outputs (JSON schema or JSON object) are valid documents (see
-    :mod:`otel_llm.testing._schemas`), every successful answer carries OpenAI's
-    ``x-ratelimit-*`` headers (counted per model), and scripted :class:`Fault` s
-    queued per model apply to chat, embeddings and Responses requests.
+    :mod:`otel_llm.testing._schemas`), and every successful answer carries OpenAI's
+    ``x-ratelimit-*`` headers (counted per model).
+
+    Per model, scripted :class:`Fault` s (one request each, :meth:`add_faults`)
+    make chat, embeddings and Responses requests fail as providers do: error
+    statuses, delays, a server that never answers, dropped connections,
+    unparseable bodies, streams cut or stalled midway. :class:`Quirk` s (until
+    cleared, :meth:`set_quirks`) give the answers the shapes other providers
+    send: Azure's prompt filter chunk and output content filter, usage in an
+    empty choice, no finish reason, no model.
 
     >>> with MockLLMServer() as server:
     ...     client = openai.OpenAI(base_url=server.base_url, api_key="test")
@@ -184,6 +195,7 @@ class MockLLMServer:
         self._requests: list[RecordedRequest] = []
         self._faults: dict[str, deque[Fault]] = {}
         self._fault_rates: dict[str, tuple[float, tuple[Fault, ...], random.Random]] = {}
+        self._quirks: dict[str, frozenset[Quirk]] = {}
         self._seen_prompts: set[str] = set()
         self._stored: dict[str, _StoredResponse] = {}  # oldest first
         # model -> (requests, tokens) in its rate-limit window; also the models answered for, in order
@@ -224,7 +236,7 @@ class MockLLMServer:
             if httpd is None or thread is None:
                 return
             self._httpd = self._thread = None
-            self._stopping.set()  # wakes handlers sleeping in a delay fault
+            self._stopping.set()  # wakes handlers waiting in a fault (delay, hang, stall_stream)
             httpd.wake()
             thread.join()
             httpd.server_close()
@@ -323,13 +335,31 @@ class MockLLMServer:
         with self._lock:
             self._fault_rates[model] = (rate, tuple(faults), random.Random(seed))
 
+    def set_quirks(self, model: str, *quirks: Quirk) -> None:
+        """Shape every later answer for ``model`` (OpenAI body model or Azure deployment) by ``quirks``.
+
+        Unlike faults they last, until the next call for that model (``set_quirks(model)``
+        clears them) or :meth:`reset`. Safe while serving.
+        """
+        if not isinstance(model, str) or isinstance(model, Quirk):
+            raise TypeError(f"set_quirks takes the model first, then the quirks; got model {model!r}")
+        for quirk in quirks:
+            if not isinstance(quirk, Quirk):
+                raise TypeError(f"expected Quirk, got {type(quirk).__name__} {quirk!r}")
+        with self._lock:
+            if quirks:
+                self._quirks[model] = frozenset(quirks)
+            else:
+                self._quirks.pop(model, None)
+
     def reset(self) -> None:
-        """Forget recorded requests, queued faults, the connection count, cached prompts,
+        """Forget recorded requests, queued faults, quirks, the connection count, cached prompts,
         stored responses, the models answered for and the rate-limit counts."""
         with self._lock:
             self._requests.clear()
             self._faults.clear()
             self._fault_rates.clear()
+            self._quirks.clear()
             self._seen_prompts.clear()
             self._stored.clear()
             self._rate_windows.clear()
@@ -366,6 +396,10 @@ class MockLLMServer:
                 return None
             rate, faults, chance = policy
             return chance.choice(faults) if chance.random() < rate else None
+
+    def _quirks_of(self, model: str) -> frozenset[Quirk]:
+        with self._lock:
+            return self._quirks.get(model, frozenset())
 
     def _prompt_seen(self, messages: list[Any]) -> bool:
         """Whether these exact messages were answered before; remembers them."""
@@ -619,15 +653,18 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and self._apply_fault(fault, route.endpoint, streaming):
             return
         cut = fault if fault is not None and fault.kind == "cut_stream" else None
+        stall = fault if fault is not None and fault.kind == "stall_stream" else None
+        quirks = self.server.mock._quirks_of(model)
         if route.endpoint == "chat.completions":
-            self._serve_chat(body, model, cut=cut)
+            self._serve_chat(body, model, quirks, cut=cut, stall=stall)
         elif route.endpoint == "responses":
-            self._serve_responses(body, model, cut=cut)
+            self._serve_responses(body, model, quirks, cut=cut, stall=stall)
         else:
-            self._serve_embeddings(body, model)
+            self._serve_embeddings(body, model, quirks)
 
     def _apply_fault(self, fault: Fault, endpoint: Endpoint, streaming: bool) -> bool:
-        """Act out ``fault``; ``True`` when it produced the whole response."""
+        """Act out ``fault``, or the part of it that comes before any answer; ``True`` when it
+        produced the whole response (or none ever comes)."""
         if fault.kind == "status":
             headers: dict[str, str] = {}
             if fault.retry_after is not None:
@@ -636,9 +673,12 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["retry-after-ms"] = f"{fault.retry_after_ms:g}"
             self._send_json(fault.status_code or 500, responses.fault_error_body(fault), headers)
             return True
-        if fault.kind == "delay":
-            if not self.server.mock._sleep(fault.seconds):
-                raise _ClientGone  # stopped while sleeping
+        if fault.kind == "hang":
+            self._wait(math.inf)  # returns once the client left or the server stopped
+            raise _ClientGone
+        if fault.kind == "delay" or (fault.kind == "stall_stream" and not streaming):
+            if not self._wait(fault.seconds):
+                raise _ClientGone
             return False
         if fault.kind == "drop" or (fault.kind == "cut_stream" and not streaming):
             raise _ClientGone
@@ -649,9 +689,11 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, _MALFORMED_RESPONSE_JSON if is_response else _MALFORMED_JSON)
             return True
-        return False  # cut_stream on a stream: served, then cut
+        return False  # cut_stream or stall_stream on a stream: served, then cut or stalled
 
-    def _serve_chat(self, body: dict[str, Any], model: str, *, cut: Fault | None) -> None:
+    def _serve_chat(
+        self, body: dict[str, Any], model: str, quirks: frozenset[Quirk], *, cut: Fault | None, stall: Fault | None
+    ) -> None:
         mock = self.server.mock
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -685,6 +727,7 @@ class _Handler(BaseHTTPRequestHandler):
             prompt_tokens=prompt,
             cached_tokens=tokens.cached_tokens(prompt, seen_before=mock._prompt_seen(messages)),
             reasoning_tokens=reasoning,
+            quirks=quirks,
         )
         headers = mock._answered(model, reply.usage["total_tokens"])
         if body.get("stream") is not True:
@@ -694,13 +737,15 @@ class _Handler(BaseHTTPRequestHandler):
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         events = [responses.sse_event(e) for e in responses.chat_stream_events(reply, include_usage=include_usage)]
         if cut is None:
-            self._send_stream([*events, _DONE], headers=headers)
+            self._send_stream([*events, _DONE], headers=headers, stall=stall)
         else:
-            content_chunks = len(reply.tokens) * n
-            sent = n + min(cut.after_chunks, content_chunks)
+            lead = n + int(Quirk.PROMPT_FILTER_CHUNK in quirks)  # the role chunks, after Azure's prompt filter chunk
+            sent = lead + min(cut.after_chunks, len(reply.tokens) * n)
             self._send_stream(events[:sent], complete=False, clean=cut.clean, headers=headers)
 
-    def _serve_responses(self, body: dict[str, Any], model: str, *, cut: Fault | None) -> None:
+    def _serve_responses(
+        self, body: dict[str, Any], model: str, quirks: frozenset[Quirk], *, cut: Fault | None, stall: Fault | None
+    ) -> None:
         mock = self.server.mock
         items = body.get("input")
         if not isinstance(items, str) and not (isinstance(items, list) and all(isinstance(i, dict) for i in items)):
@@ -740,6 +785,7 @@ class _Handler(BaseHTTPRequestHandler):
             cached_tokens=tokens.cached_tokens(prompt, seen_before=mock._prompt_seen(messages)),
             reasoning_tokens=reasoning,
             settings=responses.response_settings(body),
+            quirks=quirks,
         )
         final = responses.response_body(reply)
         if body.get("store") is not False:
@@ -751,7 +797,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         events = [responses.sse_event(e, e["type"]) for e in responses.response_stream_events(reply)]
         if cut is None:
-            self._send_stream(events, headers=headers)
+            self._send_stream(events, headers=headers, stall=stall)
         else:
             # after_chunks=0: only the lifecycle events; else also the item and part added, then the deltas
             sent = _LIFECYCLE_EVENTS + (2 + min(cut.after_chunks, len(reply.tokens)) if cut.after_chunks else 0)
@@ -794,7 +840,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = responses.empty_page_body()
         self._send_json(200, body, mock._answered(None, 0))
 
-    def _serve_embeddings(self, body: dict[str, Any], model: str) -> None:
+    def _serve_embeddings(self, body: dict[str, Any], model: str, quirks: frozenset[Quirk]) -> None:
         texts = _embedding_texts(body.get("input"))
         if texts is None:
             raise _RequestError("'input' must be a string, an array of strings, or an array of token arrays.", "input")
@@ -814,6 +860,7 @@ class _Handler(BaseHTTPRequestHandler):
                 dimensions=dimensions,
                 encoding_format=encoding_format,
                 prompt_tokens=prompt,
+                quirks=quirks,
             ),
             self.server.mock._answered(model, prompt),
         )
@@ -877,13 +924,16 @@ class _Handler(BaseHTTPRequestHandler):
         complete: bool = True,
         clean: bool = False,
         headers: Mapping[str, str] | None = None,
+        stall: Fault | None = None,
     ) -> None:
         """Send SSE ``events`` chunked, one flush each, as providers stream.
 
         ``complete`` sends the last event and the terminating zero-length chunk in
         one write (so the client sees the body end with the last event and can
         reuse the connection); otherwise the body ends right after the events:
-        properly when ``clean``, else by closing the connection mid-body.
+        properly when ``clean``, else by closing the connection mid-body. A
+        ``stall`` (``Fault.stall_stream``) falls silent once the headers and its
+        first ``after_events`` events have left (all of them: before the body's end).
         """
         chunked = self.request_version != "HTTP/1.0"
         self._response_started = True
@@ -903,16 +953,46 @@ class _Handler(BaseHTTPRequestHandler):
         def frame(data: bytes) -> bytes:
             return b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
 
-        for event in events[:-1] if complete else events:
+        def stall_at(position: int) -> None:
+            if stall is not None and min(stall.after_events, len(events)) == position:
+                self.wfile.flush()
+                if not self._wait(stall.seconds):
+                    raise _ClientGone
+
+        for index, event in enumerate(events):
+            stall_at(index)
+            if index:
+                self.wfile.flush()  # the previous event leaves; the last one leaves with the body's end
             self.wfile.write(frame(event))
-            self.wfile.flush()
-        if complete:
-            self.wfile.write(frame(events[-1]) + (b"0\r\n\r\n" if chunked else b""))
-        elif clean and chunked:
+        stall_at(len(events))
+        if chunked and (complete or clean):
             self.wfile.write(b"0\r\n\r\n")
-        else:
-            self.wfile.flush()
+        self.wfile.flush()
+        if not complete and not clean:
             raise _ClientGone
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` (may be ``math.inf``); ``False`` as soon as the client left or the server stopped.
+
+        Looks every 50 ms whether the client closed its end, so that no handler
+        sleeps on for a client that gave up long ago.
+        """
+        deadline = time.monotonic() + seconds
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.connection, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0:
+                if not self.server.mock._sleep(min(left, _POLL_SECONDS)):
+                    return False
+                if selector.select(0) and self._client_left():
+                    return False
+        return True
+
+    def _client_left(self) -> bool:
+        """Whether the readable connection is at its end (or reset), without consuming what the client sent."""
+        try:
+            return not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
 
 
 def _shutdown(sock: socket.socket) -> None:
