@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Mapping
+from contextvars import Token
 from functools import lru_cache
 from typing import Any
 
@@ -114,7 +115,7 @@ class LogicalCall:
         # A call that continues state stored by the provider can only go where that state is.
         self._home = state_home(self.endpoint) if api.stateful_arguments and _continues(body, api) else None
         self.attempt: AttemptTelemetry | None = None
-        self._deadline_token: Any = None
+        self._deadline_token: Token[float | None] | None = None
         self.telemetry = CallTelemetry(api, selection)
         self._next_alias(None)
 
@@ -206,8 +207,8 @@ class LogicalCall:
 
     def end_attempt(self) -> None:
         """The request and its read-ahead are over: the caller's context is as it was."""
+        assert self.attempt is not None and self._deadline_token is not None
         read_deadline.reset(self._deadline_token)
-        assert self.attempt is not None
         self.attempt.detach()
 
     def attempt_failed(self, error: BaseException) -> None:
