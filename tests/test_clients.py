@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import weakref
+from typing import Any
 
 import openai
 import pytest
@@ -19,9 +20,11 @@ from otel_llm import (
     ConfigError,
     LLMClient,
     LLMSettings,
+    Price,
     UnknownModelError,
     get_async_llm_client_smart,
     get_llm_client_smart,
+    select_model,
 )
 from otel_llm.testing import Fault, MockLLMServer
 
@@ -254,3 +257,17 @@ def test_a_copy_of_the_settings_selects_by_its_own_values(server: MockLLMServer,
     assert get_llm_client_smart("keywords", settings=copied).selection.model == "big"
     assert get_llm_client_smart("keywords", settings=settings).selection.model == "mini"
     assert get_llm_client_smart("keywords", settings=settings) is get_llm_client_smart("keywords", settings=settings)
+
+
+def test_a_copy_without_per_api_models_and_with_new_prices_starts_from_fresh_memos(
+    server: MockLLMServer, settings: LLMSettings, spans: Any
+) -> None:
+    assert select_model("gap_analysis", settings=settings).source == "env"
+    assert select_model("gap_analysis", settings=settings.model_copy(update={"api_models": {}})).source == "default"
+
+    messages = [{"role": "user", "content": "Extract the keywords."}]
+    get_llm_client_smart("keywords", settings=settings).chat.completions.create(messages=messages)
+    dearer = settings.model_copy(update={"prices": {"gpt-4.1-mini": Price(input=1000, output=1000)}})
+    get_llm_client_smart("keywords", settings=dearer).chat.completions.create(messages=messages)
+    costs = [s.attributes["otel_llm.cost.usd"] for s in spans.get_finished_spans() if s.name == "chat keywords"]
+    assert len(costs) == 2 and costs[1] > 100 * costs[0]
