@@ -9,7 +9,7 @@ they wait; everything else (the alias chain, the breakers, the deadline, the
 telemetry) is shared by ``LogicalCall``. Each model of the chain gets its
 attempts from a tenacity ``Retrying``; when they are spent on retryable
 errors the next alias is tried, all within ``LLM_CALL_TIMEOUT_S``. An attempt
-ends by ``LLM_ATTEMPT_TIMEOUT_S`` (through the transport's read deadline), so a
+ends by ``LLM_ATTEMPT_TIMEOUT_S`` when it is set (through the transport's read deadline), so a
 hung model costs that much, not the whole deadline. A stream is retried only
 before its first output: the attempt reads that far ahead.
 """
@@ -193,8 +193,8 @@ class LogicalCall:
             # read of a stream after the attempt too.
             options.__dict__["timeout"] = remaining if caller is None else min(caller, remaining)
         attempt_timeout = self.settings.attempt_timeout_s
-        deadline = self._deadline if attempt_timeout is None else min(self._deadline, now + attempt_timeout)
-        self._deadline_token = read_deadline.set(deadline)
+        if attempt_timeout is not None:  # without it, the request's timeout (what is left) is the bound
+            self._deadline_token = read_deadline.set(min(self._deadline, now + attempt_timeout))
         self.attempt = AttemptTelemetry(
             self.telemetry,
             self.alias,
@@ -207,8 +207,10 @@ class LogicalCall:
 
     def end_attempt(self) -> None:
         """The request and its read-ahead are over: the caller's context is as it was."""
-        assert self.attempt is not None and self._deadline_token is not None
-        read_deadline.reset(self._deadline_token)
+        assert self.attempt is not None
+        if self._deadline_token is not None:
+            read_deadline.reset(self._deadline_token)
+            self._deadline_token = None
         self.attempt.detach()
 
     def attempt_failed(self, error: BaseException) -> None:

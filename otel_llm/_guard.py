@@ -80,7 +80,7 @@ class _GuardedSpan(wrapt.ObjectProxy):  # type: ignore[type-arg]
 
 
 class GuardedMeterProvider(metrics.MeterProvider):
-    """Meters whose instruments record without ever raising."""
+    """Meters whose histograms record without ever raising."""
 
     def __init__(self, provider: metrics.MeterProvider) -> None:
         self._provider = provider
@@ -90,19 +90,11 @@ class GuardedMeterProvider(metrics.MeterProvider):
 
 
 class _GuardedMeter(wrapt.ObjectProxy):  # type: ignore[type-arg]
+    # The instrumentation records one histogram (the request duration).
     def create_histogram(self, *args: Any, **kwargs: Any) -> metrics.Histogram:
-        return _GuardedInstrument(self.__wrapped__.create_histogram(*args, **kwargs))  # type: ignore[return-value]
-
-    def create_counter(self, *args: Any, **kwargs: Any) -> metrics.Counter:
-        return _GuardedInstrument(self.__wrapped__.create_counter(*args, **kwargs))  # type: ignore[return-value]
-
-    def create_up_down_counter(self, *args: Any, **kwargs: Any) -> metrics.UpDownCounter:
-        return _GuardedInstrument(self.__wrapped__.create_up_down_counter(*args, **kwargs))  # type: ignore[return-value]
+        return _GuardedHistogram(self.__wrapped__.create_histogram(*args, **kwargs))  # type: ignore[return-value]
 
 
-class _GuardedInstrument(wrapt.ObjectProxy):  # type: ignore[type-arg]
+class _GuardedHistogram(wrapt.ObjectProxy):  # type: ignore[type-arg]
     def record(self, *args: Any, **kwargs: Any) -> None:
         guarded(self.__wrapped__.record, *args, **kwargs)
-
-    def add(self, *args: Any, **kwargs: Any) -> None:
-        guarded(self.__wrapped__.add, *args, **kwargs)
