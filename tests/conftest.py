@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from helpers import KEY
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -36,6 +38,19 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     otel_llm._settings._current = None
     yield
     otel_llm._settings._current = None
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key variables the tests' aliases read (``TEST_LLM_KEY``: :func:`helpers.shapes_settings`)."""
+    monkeypatch.setenv("TEST_KEY", "sk-test")
+    monkeypatch.setenv("TEST_LLM_KEY", KEY)
+
+
+@pytest.fixture
+def api() -> str:
+    """An API name of the test's own, so that cumulative metrics are the test's alone."""
+    return f"api-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import openai
 import pytest
@@ -14,16 +13,6 @@ from otel_llm import LLMSettings, StreamTruncatedError, get_llm_client_smart
 from otel_llm.testing import Fault, MockLLMServer
 
 MESSAGES = [{"role": "user", "content": "Extract the keywords."}]
-
-
-@pytest.fixture
-def api() -> str:
-    return f"api-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_KEY", "sk-test")
 
 
 def entry(server: MockLLMServer, model: str) -> dict[str, str]:

@@ -32,8 +32,7 @@ MESSAGES = [{"role": "user", "content": "Extract the keywords of this text."}]
 
 
 @pytest.fixture
-def settings(server: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> LLMSettings:
-    monkeypatch.setenv("TEST_LLM_KEY", KEY)
+def settings(server: MockLLMServer) -> LLMSettings:
     settings: LLMSettings = shapes_settings(server)
     return settings
 
@@ -155,7 +154,6 @@ def test_an_explicit_unknown_model_is_rejected_before_any_request(server: MockLL
 
 
 def test_module_level_settings_are_used_by_default(server: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_LLM_KEY", KEY)
     monkeypatch.setenv(
         "LLM_MODELS",
         json.dumps(
@@ -240,8 +238,7 @@ def test_the_key_is_never_shown(settings: LLMSettings) -> None:
     assert not any(KEY in text for text in shown)
 
 
-def test_clients_go_away_with_their_settings(server: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_LLM_KEY", KEY)
+def test_clients_go_away_with_their_settings(server: MockLLMServer) -> None:
     settings = shapes_settings(server)  # not the fixture's: pytest holds those until the test ends
     client = get_llm_client_smart("keywords", settings=settings)
     client.chat.completions.create(messages=MESSAGES)

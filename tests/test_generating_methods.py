@@ -4,7 +4,6 @@ structured outputs, the stream helpers and the raw-response wrappers, through re
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -28,17 +27,6 @@ PRICE = {"input": 2.0, "output": 8.0, "cached_input": 0.5}  # USD per 1M tokens
 class Keywords(BaseModel):
     words: list[str]
     language: str
-
-
-@pytest.fixture
-def api() -> str:
-    """An API name of this test's own, so cumulative metrics are this test's alone."""
-    return f"api-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_KEY", "sk-test")
 
 
 def make_settings(server: MockLLMServer, **values: Any) -> LLMSettings:

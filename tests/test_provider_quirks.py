@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import openai
@@ -19,18 +18,12 @@ from otel_llm.testing import MockLLMServer, Quirk
 MESSAGES = [{"role": "user", "content": "Extract the keywords."}]
 
 
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_LLM_KEY", KEY)
-
-
-@pytest.fixture
-def api() -> str:
-    return f"api-{uuid.uuid4().hex[:8]}"
+def attempt_spans(spans: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT and "otel_llm.attempt" in s.attributes]
 
 
 def attempt_span(spans: InMemorySpanExporter) -> ReadableSpan:
-    [span] = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT and "otel_llm.attempt" in s.attributes]
+    [span] = attempt_spans(spans)
     return span
 
 
@@ -92,9 +85,9 @@ async def test_a_stream_that_ends_with_done_but_no_finish_reason_is_complete(
     async_chunks = [chunk async for chunk in stream]
 
     assert len(sync_chunks) == len(async_chunks) == 18
-    for span in [
-        s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT and "otel_llm.attempt" in s.attributes
-    ]:
+    attempts = attempt_spans(spans)
+    assert len(attempts) == 2
+    for span in attempts:
         assert span.status.status_code is not StatusCode.ERROR and "error.type" not in span.attributes
         assert "gen_ai.response.finish_reasons" not in span.attributes
         assert span.attributes["gen_ai.usage.output_tokens"] == 16
@@ -123,9 +116,7 @@ async def test_answers_without_a_model_record_no_response_model(
     client.responses.create(input="Extract the keywords.")
     await get_async_llm_client_smart(api, settings=settings).embeddings.create(input=["a b"])
 
-    attempts = [
-        s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT and "otel_llm.attempt" in s.attributes
-    ]
+    attempts = attempt_spans(spans)
     assert len(attempts) == 4
     for span in attempts:
         assert "gen_ai.response.model" not in span.attributes

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from typing import Any
 
 import openai
@@ -23,11 +22,6 @@ MESSAGES = [{"role": "user", "content": "Extract the keywords."}]
 MODELS = ("model-a", "model-b", "model-c")
 
 
-@pytest.fixture
-def api() -> str:
-    return f"api-{uuid.uuid4().hex[:8]}"
-
-
 def make_settings(server: MockLLMServer, **values: Any) -> LLMSettings:
     """Aliases a, b, c on the server (canonical models model-a, ...); a falls back to b, then c."""
     return LLMSettings(
@@ -39,11 +33,6 @@ def make_settings(server: MockLLMServer, **values: Any) -> LLMSettings:
         model_default="a",
         **{"fallbacks": {"a": ["b", "c"]}, "retry_max_wait_s": 0.05, **values},
     )
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_KEY", "sk-test")
 
 
 def sent(server: MockLLMServer) -> list[str]:

@@ -223,8 +223,7 @@ def raw_client(server: MockLLMServer, shape: str, is_async: bool) -> Any:
 
 
 @pytest.fixture
-def settings(server: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> LLMSettings:
-    monkeypatch.setenv("TEST_LLM_KEY", KEY)
+def settings(server: MockLLMServer) -> LLMSettings:
     settings: LLMSettings = shapes_settings(server, API_VERSION)
     return settings
 

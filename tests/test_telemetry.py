@@ -39,7 +39,7 @@ def api(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(server: MockLLMServer, monkeypatch: pytest.MonkeyPatch) -> LLMSettings:
-    monkeypatch.setenv("TEST_LLM_KEY", KEY)
+    monkeypatch.setenv("TEST_LLM_KEY", KEY)  # this module's own key, to look for in the telemetry
 
     def openai_model(model: str) -> dict[str, str]:
         return {"provider": "openai", "model": model, "base_url": server.base_url, "api_key_env": "TEST_LLM_KEY"}

@@ -6,7 +6,6 @@ Elapsed times are checked only against bounds far from the expected values: this
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import openai
@@ -18,16 +17,6 @@ from otel_llm import LLMSettings, StreamTruncatedError, get_async_llm_client_sma
 from otel_llm.testing import Fault, MockLLMServer
 
 MESSAGES = [{"role": "user", "content": "Extract the keywords."}]
-
-
-@pytest.fixture
-def api() -> str:
-    return f"api-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TEST_KEY", "sk-test")
 
 
 def make_settings(server: MockLLMServer, **values: Any) -> LLMSettings:
