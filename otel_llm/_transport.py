@@ -8,14 +8,15 @@ closing it.
 httpx bounds each network operation (connect, write, each read) by the same
 timeout for the whole request, so it cannot say "one attempt may take this
 long, but once its stream is flowing each chunk may take that long". The
-attempt and the stream wrappers say it through :data:`read_deadline`: while it
+attempt (with ``LLM_ATTEMPT_TIMEOUT_S``) and the stream wrappers (with
+``LLM_STREAM_IDLE_TIMEOUT_S``) say it through :data:`read_deadline`: while it
 is set, every wait on the connection ends by then at the latest (an httpx
 timeout), whatever the request's own timeout. The connection pools' network
 backends are wrapped for it.
 
-The ``openai`` SDK's sync ``Stream`` stops The ``openai`` SDK's sync
-``Stream`` stops at ``data: [DONE]`` and closes the response before the HTTP
-body has ended, which throws the connection away: every streamed call would
+The ``openai`` SDK's sync ``Stream`` stops at ``data: [DONE]`` and closes the
+response before the HTTP body has ended, which throws the connection away:
+every streamed call would
 open a new TCP (and TLS) connection. Once the answer is complete (the stream
 wrapper calls :func:`finish_body_on_close`), reading the few bytes left lets
 the connection go back to the pool. A stream closed early by its caller is not
