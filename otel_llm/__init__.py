@@ -15,10 +15,11 @@ from ._client import (
     get_llm_client_smart,
 )
 from ._endpoints import AzureEndpoint, OpenAIEndpoint
-from ._errors import ConfigError, StreamTruncatedError, UnknownModelError
+from ._errors import ConfigError, ModelNotAllowedError, StreamTruncatedError, UnknownModelError
+from ._live import get_settings, reload_settings
 from ._providers import close_clients
 from ._selection import Headers, Selection, SelectionSource, select_model
-from ._settings import LLMSettings, Price, get_settings, reload_settings
+from ._settings import LLMSettings, Price
 from ._setup import configure_telemetry
 from ._version import __version__
 
@@ -31,6 +32,7 @@ __all__ = [
     "Headers",
     "LLMClient",
     "LLMSettings",
+    "ModelNotAllowedError",
     "OpenAIEndpoint",
     "Price",
     "Selection",

@@ -33,9 +33,10 @@ from ._call import LogicalCall, run_async, run_sync
 from ._derived import derived
 from ._endpoints import AzureEndpoint, Endpoint, key_env
 from ._errors import ConfigError
+from ._live import get_settings
 from ._providers import async_client, sync_client
-from ._selection import Headers, Selection, select_model
-from ._settings import LLMSettings, get_settings
+from ._selection import Headers, Selection, select_model, split_key_in
+from ._settings import LLMSettings
 
 __all__ = [
     "AsyncAzureLLMClient",
@@ -60,14 +61,19 @@ def get_llm_client_smart(
     request_model: str | None = None,
     headers: Headers | None = None,
     settings: LLMSettings | None = None,
+    split_key: str | None = None,
 ) -> LLMClient:
     """A client for ``api_name`` whose calls go to the selected model.
 
     Cheap enough to call per request: the client of each selection is built
     once, and the ``openai`` clients behind it are cached per endpoint and key.
+    A client whose selection came from the configuration (``LLM_MODEL_<API>``,
+    a split, the default) selects again at each call, so one made at start-up
+    follows ``reload_settings()`` and file reloads, draws a keyless split per
+    call, and honours the ``X-LLM-Model`` header of the request being served.
+    One chosen by a request or header keeps its alias.
     """
-    settings = settings or get_settings()
-    client: LLMClient = _client_for(select_model(api_name, request_model, headers, settings), settings, False)
+    client: LLMClient = _client_for(api_name, request_model, headers, settings, split_key, False)
     return client
 
 
@@ -76,23 +82,66 @@ def get_async_llm_client_smart(
     request_model: str | None = None,
     headers: Headers | None = None,
     settings: LLMSettings | None = None,
+    split_key: str | None = None,
 ) -> AsyncLLMClient:
     """The async twin of :func:`get_llm_client_smart`."""
-    settings = settings or get_settings()
-    client: AsyncLLMClient = _client_for(select_model(api_name, request_model, headers, settings), settings, True)
+    client: AsyncLLMClient = _client_for(api_name, request_model, headers, settings, split_key, True)
     return client
 
 
-def _client_for(selection: Selection, settings: LLMSettings, is_async: bool) -> Any:
-    clients = derived(settings).clients
-    key = (selection, is_async)
+def _client_for(
+    api_name: str,
+    request_model: str | None,
+    headers: Headers | None,
+    settings: LLMSettings | None,
+    split_key: str | None,
+    is_async: bool,
+) -> Any:
+    chosen = _Chosen(api_name, request_model, headers, settings, split_key)
+    clients = derived(chosen.settings).clients
+    key = (chosen.key, is_async)
     client = clients.get(key)
     if client is None:
-        endpoint = settings.endpoints[selection.model]
-        client = _CLASSES[isinstance(endpoint, AzureEndpoint), is_async].bound_to(selection, settings, endpoint)
+        endpoint = chosen.settings.endpoints[chosen.selection.model]
+        client = _CLASSES[isinstance(endpoint, AzureEndpoint), is_async].bound_to(chosen, endpoint)
         if len(clients) < _MAX_CLIENTS:
             clients[key] = client
     return client
+
+
+_CONFIGURED = frozenset({"env", "split", "default"})
+
+
+class _Chosen:
+    """How a client's calls are selected: once, for a request or header choice;
+    at each call, for a configured one (from the process-wide settings when
+    none were given, so that reloads reach it)."""
+
+    __slots__ = ("follows", "key", "reselects", "selection", "settings", "split_key")
+
+    def __init__(
+        self,
+        api_name: str,
+        request_model: str | None,
+        headers: Headers | None,
+        settings: LLMSettings | None,
+        split_key: str | None,
+    ) -> None:
+        self.follows = settings is None
+        self.settings = settings or get_settings()
+        self.selection = select_model(api_name, request_model, headers, self.settings, split_key)
+        self.reselects = self.selection.source in _CONFIGURED
+        # An explicit key, or the one in explicit headers, is the client's; one
+        # in the served request's headers is read again at each call.
+        self.split_key = split_key if split_key is not None or headers is None else split_key_in(headers)
+        self.key = (self.selection, self.follows, self.split_key) if self.reselects else self.selection
+
+    def current(self) -> tuple[Selection, LLMSettings]:
+        """The selection and settings of a call starting now."""
+        if not self.reselects:
+            return self.selection, self.settings
+        settings = get_settings() if self.follows else self.settings
+        return select_model(self.selection.api_name, settings=settings, split_key=self.split_key), settings
 
 
 class _ApiKey:
@@ -122,9 +171,7 @@ def _idle_http_client(is_async: bool) -> httpx2.Client | httpx2.AsyncClient:
 class _Bound:
     """What the sync and async clients share: the selection, and how a request is routed."""
 
-    selection: Selection
-    """The selection behind this client."""
-    _settings: LLMSettings
+    _chosen: _Chosen
     _own_timeout: float | httpx2.Timeout | openai.NotGiven | None
     """The timeout ``with_options`` set, or ``NOT_GIVEN`` for the SDK's default."""
     _has_client_options: bool
@@ -136,19 +183,18 @@ class _Bound:
         _custom_query: Mapping[str, object]
 
     @classmethod
-    def bound_to(cls, selection: Selection, settings: LLMSettings, endpoint: Endpoint) -> Any:
+    def bound_to(cls, chosen: _Chosen, endpoint: Endpoint) -> Any:
         client = cls(  # type: ignore[call-arg]
             api_key=_ApiKey(key_env(endpoint)),
             max_retries=0,
             http_client=_idle_http_client(cls._is_async),
             **endpoint.client_options,
         )
-        client._bind(selection, settings)
+        client._bind(chosen)
         return client
 
-    def _bind(self, selection: Selection, settings: LLMSettings) -> None:
-        self.selection = selection
-        self._settings = settings
+    def _bind(self, chosen: _Chosen) -> None:
+        self._chosen = chosen
         self._own_timeout = openai.NOT_GIVEN if self.timeout == openai.DEFAULT_TIMEOUT else self.timeout
         self._has_client_options = bool(self._custom_headers or self._custom_query)
 
@@ -164,16 +210,16 @@ class _Bound:
             options.params = {**self._custom_query, **options.params}
         api = API_BY_PATH.get(options.url) if options.method == "post" else None
         if api is not None and isinstance(options.json_data, dict):
-            return LogicalCall(api, self.selection, self._settings, options, self._own_timeout)
+            return LogicalCall(api, *self._chosen.current(), options, self._own_timeout)
         if isinstance(options.timeout, openai.NotGiven):
             options.timeout = self.timeout
         return None
 
     def _selected_sdk_client(self) -> Any:
         """The SDK client of the selected alias (on the running event loop, for async)."""
-        alias = self.selection.model
+        selection, settings = self._chosen.current()
         provider = async_client if self._is_async else sync_client
-        return provider(alias, self._settings.endpoints[alias], self._settings.http_spans).client
+        return provider(selection.model, settings.endpoints[selection.model], settings.http_spans).client
 
     def _copy(self, **options: Any) -> Any:
         unsupported = sorted(set(options) - _CLIENT_OPTIONS)
@@ -184,11 +230,16 @@ class _Bound:
             )
         options.pop("max_retries", None)  # retries are otel-llm's own; the SDK's stay off
         copy = super().copy(**options)  # type: ignore[misc]  # the SDK client's, after this class in the MRO
-        copy._bind(self.selection, self._settings)
+        copy._bind(self._chosen)
         return copy
 
     if not TYPE_CHECKING:  # type checkers keep the SDK's signatures of copy() and with_options()
         copy = with_options = _copy
+
+    @property
+    def selection(self) -> Selection:
+        """The selection this client was made with (a configured one is made again at each call)."""
+        return self._chosen.selection
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.selection!r})"

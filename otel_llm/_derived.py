@@ -1,7 +1,7 @@
 """What is computed from one ``LLMSettings`` and reused by every call made with it.
 
 Settings are immutable values; the memos derived from them (selections per
-API, prices per alias, clients per selection) are kept in one ``Derived``
+API, allowlists per API, prices per alias, clients per selection) are kept in one ``Derived``
 object that the settings carry privately, outside their fields (equality,
 ``model_dump`` and validation never see it). It lives exactly as long as the
 settings: the clients it holds refer back to them, so a registry outside
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._cost import CostFunction
     from ._selection import Selection
     from ._settings import LLMSettings
+    from ._splits import Split
 
 __all__ = ["Derived", "derived"]
 
@@ -28,14 +29,17 @@ _lock = threading.Lock()
 class Derived:
     """The memos of one settings object (each bounded by its user)."""
 
-    __slots__ = ("clients", "costs", "owner", "selections")
+    __slots__ = ("allowed", "clients", "costs", "owner", "selections")
 
     def __init__(self, owner: int) -> None:
         self.owner = owner
         """``id()`` of the settings these memos are of (a copy carries the original's)."""
-        self.selections: dict[str, Selection] = {}
+        self.selections: dict[str, Selection | tuple[Split, dict[str, Selection]]] = {}
+        """What rules 3 and 4 give each API: a selection, or a split and the selections it draws from."""
+        self.allowed: dict[str, frozenset[str] | None] = {}
+        """``LLM_ALLOWED_MODELS`` per API name."""
         self.costs: dict[str, CostFunction | None] = {}
-        self.clients: dict[tuple[Selection, bool], Any] = {}
+        self.clients: dict[Any, Any] = {}
 
 
 def derived(settings: LLMSettings) -> Derived:

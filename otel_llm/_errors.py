@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import httpx2
 import openai
 
-__all__ = ["ConfigError", "StreamTruncatedError", "UnknownModelError"]
+__all__ = ["ConfigError", "ModelNotAllowedError", "StreamTruncatedError", "UnknownModelError"]
 
 _WHERE = {"request": "the request_model argument", "header": "the X-LLM-Model header"}
 
@@ -33,11 +33,32 @@ class UnknownModelError(ValueError):
         self.value = value
         self.source = source
         self.known = tuple(sorted(known))
-        shown = value if len(value) <= 64 else value[:61] + "..."
         super().__init__(
-            f"unknown model {shown!r} from {_WHERE.get(source, source)}; "
+            f"unknown model {_shown(value)!r} from {_WHERE.get(source, source)}; "
             f"known aliases: {', '.join(self.known) or '(none configured)'}"
         )
+
+
+class ModelNotAllowedError(UnknownModelError):
+    """A requested alias exists but ``LLM_ALLOWED_MODELS`` does not let a request choose it for this API.
+
+    A subclass of :class:`UnknownModelError`, so one handler turns both into a
+    client error (HTTP 400).
+    """
+
+    def __init__(self, value: str, source: str, api_name: str, allowed: Iterable[str]) -> None:
+        super().__init__(value, source, allowed)
+        self.api_name = api_name
+        self.allowed = self.known
+        """The aliases a request may choose for this API."""
+        self.args = (
+            f"model {_shown(value)!r} from {_WHERE.get(source, source)} is not allowed for API {api_name!r} "
+            f"(LLM_ALLOWED_MODELS); allowed: {', '.join(self.allowed) or '(none)'}",
+        )
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= 64 else value[:61] + "..."
 
 
 class StreamTruncatedError(openai.APIError):

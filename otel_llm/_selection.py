@@ -1,29 +1,49 @@
-"""Which alias answers a call: request > header > ``LLM_MODEL_<API>`` > default.
+"""Which alias answers a call: request > header > ``LLM_MODEL_<API>`` or split > default.
 
 Selection runs on every request, so it does no I/O and, on the common path
-(no override), costs one dictionary lookup.
+(no override), costs one dictionary lookup. The headers it reads are the
+caller's, or, when none are given, those of the request being served (set by
+:mod:`otel_llm.middleware`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
 from ._derived import derived
-from ._errors import ConfigError, UnknownModelError
-from ._settings import LLMSettings, api_variable, get_settings
+from ._errors import ConfigError, ModelNotAllowedError, UnknownModelError
+from ._live import get_settings
+from ._settings import LLMSettings, api_variable
+from ._splits import Split
 
-__all__ = ["Headers", "Selection", "SelectionSource", "select_model", "with_request_model"]
+__all__ = [
+    "Headers",
+    "Selection",
+    "SelectionSource",
+    "configured_selection",
+    "request_headers",
+    "select_model",
+    "split_key_in",
+    "split_of",
+    "with_request_model",
+]
 
-SelectionSource = Literal["request", "header", "env", "default"]
+SelectionSource = Literal["request", "header", "env", "split", "default"]
 
 Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
 """A dict, any mapping (Starlette's or httpx's ``Headers``), or a list of pairs
 (an ASGI scope's raw ``(bytes, bytes)`` headers too)."""
 
-HEADER = "x-llm-model"
+MODEL_HEADER = "x-llm-model"
+SPLIT_KEY_HEADER = "x-llm-split-key"
+_SPELLINGS = {MODEL_HEADER: "X-LLM-Model", SPLIT_KEY_HEADER: "X-LLM-Split-Key"}
 _MAX_MEMOISED_APIS = 1024
+
+request_headers: ContextVar[Headers | None] = ContextVar("otel_llm_request_headers", default=None)
+"""The headers of the request being served: the default ``headers`` of a selection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,78 +60,130 @@ def select_model(
     request_model: str | None = None,
     headers: Headers | None = None,
     settings: LLMSettings | None = None,
+    split_key: str | None = None,
 ) -> Selection:
     """Choose the alias for ``api_name``; the first rule that applies wins.
 
     1. ``request_model``, when ``ENABLE_LLM_MODEL_OVERRIDE`` is on;
     2. the ``X-LLM-Model`` header, when ``ENABLE_LLM_MODEL_HEADER`` is on;
-    3. ``LLM_MODEL_<API>``;
+    3. ``LLM_MODEL_<API>``, or the API's ``LLM_SPLITS`` entry, which assigns
+       ``split_key`` (else the ``X-LLM-Split-Key`` header) to the same alias
+       every time, and draws at random without a key;
     4. ``LLM_MODEL_DEFAULT``.
 
-    Raises ``UnknownModelError`` when a request or header value names no
-    alias, and ``ConfigError`` when nothing chose and there is no default.
+    ``headers=None`` means the headers of the request being served, under the
+    middleware. Raises ``UnknownModelError`` when a request or header value
+    names no alias (``ModelNotAllowedError`` when ``LLM_ALLOWED_MODELS`` keeps
+    it from this API), and ``ConfigError`` when nothing chose and there is no
+    default.
     """
     settings = settings or get_settings()
+    if headers is None:
+        headers = request_headers.get()
     if request_model and settings.enable_llm_model_override:
-        return Selection(api_name, _known(request_model, "request", settings), "request")
+        return Selection(api_name, _requested(request_model, "request", api_name, settings), "request")
     if headers is not None and settings.enable_llm_model_header:
-        value = header_value(headers)
+        value = header_value(headers, MODEL_HEADER)
         if value:
-            return Selection(api_name, _known(value, "header", settings), "header")
-    return configured_selection(api_name, settings)
+            return Selection(api_name, _requested(value, "header", api_name, settings), "header")
+    if split_key is None and headers is not None:
+        split_key = split_key_in(headers)
+    return configured_selection(api_name, settings, split_key)
+
+
+def split_key_in(headers: Headers) -> str | None:
+    """The ``X-LLM-Split-Key`` header's value; ``None`` when absent or blank."""
+    return header_value(headers, SPLIT_KEY_HEADER) or None
 
 
 def with_request_model(selection: Selection, request_model: str | None, settings: LLMSettings) -> Selection:
     """Apply a per-call ``model=``: it counts as ``request_model`` (rule 1)."""
     if request_model and settings.enable_llm_model_override:
-        return Selection(selection.api_name, _known(request_model, "request", settings), "request")
+        api_name = selection.api_name
+        return Selection(api_name, _requested(request_model, "request", api_name, settings), "request")
     return selection
 
 
-def configured_selection(api_name: str, settings: LLMSettings) -> Selection:
-    """The selection from ``LLM_MODEL_<API>`` or the default, memoised per API name."""
+def configured_selection(api_name: str, settings: LLMSettings, split_key: str | None = None) -> Selection:
+    """The selection of rules 3 and 4; what they give an API is worked out once per settings."""
     memo = derived(settings).selections
-    selection = memo.get(api_name)
-    if selection is None:
-        selection = _configured(api_name, settings)
+    rule = memo.get(api_name)
+    if rule is None:
+        rule = _configured(api_name, settings)
         if len(memo) < _MAX_MEMOISED_APIS:
-            memo[api_name] = selection
-    return selection
+            memo[api_name] = rule
+    if isinstance(rule, Selection):
+        return rule
+    split, selections = rule
+    return selections[split.choose(split_key)]
 
 
-def _configured(api_name: str, settings: LLMSettings) -> Selection:
+def split_of(api_name: str, settings: LLMSettings) -> Split | None:
+    """The ``LLM_SPLITS`` entry of ``api_name``, whichever way the API name was spelt."""
+    variable = api_variable(api_name)
+    for name, weights in settings.splits.items():
+        if api_variable(name) == variable:
+            return Split(variable, weights)
+    return None
+
+
+def _configured(api_name: str, settings: LLMSettings) -> Selection | tuple[Split, dict[str, Selection]]:
     if not isinstance(api_name, str) or not api_name:
         raise TypeError(f"api_name must be a non-empty string, got {api_name!r}")
     variable = api_variable(api_name)
     alias = settings.api_models.get(variable)
     if alias is not None:
         return Selection(api_name, alias, "env")
+    split = split_of(api_name, settings)
+    if split is not None:
+        return split, {alias: Selection(api_name, alias, "split") for alias in split.weights}
     if settings.model_default is not None:
         return Selection(api_name, settings.model_default, "default")
-    raise ConfigError(f"no model for API {api_name!r}: set {variable} or LLM_MODEL_DEFAULT")
+    raise ConfigError(f"no model for API {api_name!r}: set {variable}, LLM_SPLITS or LLM_MODEL_DEFAULT")
 
 
-def _known(value: str, source: SelectionSource, settings: LLMSettings) -> str:
+def _requested(value: str, source: SelectionSource, api_name: str, settings: LLMSettings) -> str:
+    """The alias a request or header asks for, if it is one this API may have."""
     alias = value.strip()
     if alias not in settings.endpoints:
         raise UnknownModelError(value, source, settings.endpoints)
+    allowed = _allowed(api_name, settings)
+    if allowed is not None and alias not in allowed:
+        raise ModelNotAllowedError(value, source, api_name, allowed)
     return alias
 
 
-def header_value(headers: Headers) -> str | None:
-    """The ``X-LLM-Model`` value, stripped, whatever the case of the header name."""
+def _allowed(api_name: str, settings: LLMSettings) -> frozenset[str] | None:
+    """``LLM_ALLOWED_MODELS`` for ``api_name``: its own entry, else ``"*"``, else ``None`` (any alias)."""
+    memo = derived(settings).allowed
+    if api_name in memo:
+        return memo[api_name]
+    variable = api_variable(api_name)
+    entry = settings.allowed_models.get("*")
+    for name, aliases in settings.allowed_models.items():
+        if name != "*" and api_variable(name) == variable:
+            entry = aliases
+            break
+    allowed = None if entry is None else frozenset(entry)
+    if len(memo) < _MAX_MEMOISED_APIS:
+        memo[api_name] = allowed
+    return allowed
+
+
+def header_value(headers: Headers, name: str) -> str | None:
+    """The value of header ``name`` (given lower-case), stripped, whatever the case the caller used."""
     if isinstance(headers, Mapping):
         # Case-insensitive mappings (Starlette, httpx) answer directly; a plain
         # dict usually holds one of these two spellings.
-        for spelling in (HEADER, "X-LLM-Model"):
+        for spelling in (name, _SPELLINGS[name]):
             found = headers.get(spelling)
             if found is not None:
                 return _text(found).strip()
         pairs: Iterable[tuple[str | bytes, str | bytes]] = headers.items()
     else:
         pairs = headers
-    for name, value in pairs:
-        if _text(name).lower() == HEADER:
+    for key, value in pairs:
+        if _text(key).lower() == name:
             return _text(value).strip()
     return None
 

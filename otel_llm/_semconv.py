@@ -24,6 +24,7 @@ __all__ = [
     "ATTEMPTS",
     "BREAKER_EVENT",
     "BREAKER_STATE",
+    "CONFIG_RELOADS",
     "COST_USD",
     "DURATION_BUCKETS",
     "ERROR_TYPE",
@@ -33,6 +34,7 @@ __all__ = [
     "FALLBACK_USED",
     "MODEL_ALIAS",
     "OUTCOME",
+    "RELOAD_OUTCOMES",
     "SELECTION_SOURCE",
     "SERVER_ADDRESS",
     "SERVER_PORT",
@@ -66,6 +68,10 @@ BREAKER_EVENT: Final = "otel_llm.breaker"
 CALL_DURATION: Final = "otel_llm.call.duration"
 FALLBACKS: Final = "otel_llm.fallbacks"
 BREAKER_TRANSITIONS: Final = "otel_llm.breaker.transitions"
+CONFIG_RELOADS: Final = "otel_llm.config.reloads"
+
+RELOAD_OUTCOMES: Final = {outcome: {OUTCOME: outcome} for outcome in ("ok", "rejected")}
+"""The attributes of ``otel_llm.config.reloads``, built once."""
 
 # Bucket boundaries advised by the GenAI semantic conventions.
 DURATION_BUCKETS: Final = tuple(0.01 * 2**i for i in range(14))  # 0.01 ... 81.92 s
@@ -108,6 +114,9 @@ class Instruments:
         )
         self.breaker_transitions = meter.create_counter(
             BREAKER_TRANSITIONS, unit="{transition}", description="Circuit breaker state changes, per alias."
+        )
+        self.config_reloads = meter.create_counter(
+            CONFIG_RELOADS, unit="{reload}", description="Tries to load a changed configuration, by outcome."
         )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -37,7 +36,7 @@ from pydantic_settings import (
 from ._endpoints import Endpoint, OpenAIEndpoint
 from ._errors import ConfigError
 
-__all__ = ["LLMSettings", "Price", "api_variable", "get_settings", "reload_settings"]
+__all__ = ["LLMSettings", "Price", "api_variable"]
 
 _PER_API_PREFIX = "LLM_MODEL_"
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
@@ -59,6 +58,7 @@ class Price(BaseModel):
 
 
 _Alias = Annotated[str, Field(min_length=1)]
+_Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _CAPTURE_MODES = {
     "true": True,
     "span_only": True,
@@ -97,6 +97,12 @@ class LLMSettings(BaseSettings):
     models: Annotated[dict[_Alias, Endpoint], NoDecode] = {}
     fallbacks: Annotated[dict[_Alias, list[_Alias]], NoDecode] = {}
     prices: Annotated[dict[_Alias, Price], NoDecode] = {}
+    allowed_models: Annotated[dict[_Alias, list[_Alias]], NoDecode] = {}
+    """``LLM_ALLOWED_MODELS``: API name (or ``"*"``) -> the aliases a request or header may choose for it."""
+    splits: Annotated[dict[_Alias, dict[_Alias, _Weight]], NoDecode] = {}
+    """``LLM_SPLITS``: API name -> ``{alias: weight}``, a weighted split of that API's traffic."""
+    config_reload_s: float = Field(0.0, ge=0, le=3600, allow_inf_nan=False)
+    """``LLM_CONFIG_RELOAD_S``: seconds between checks of ``LLM_CONFIG_FILE`` for changes; 0 = off."""
     retry_attempts: int = Field(2, ge=1, le=10, strict=False)
     retry_max_wait_s: float = Field(10.0, ge=0, le=300, allow_inf_nan=False)
     call_timeout_s: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
@@ -138,7 +144,7 @@ class LLMSettings(BaseSettings):
             sources.append(_TomlSource(settings_cls, Path(config_file)))
         return tuple(sources)
 
-    @field_validator("models", "fallbacks", "prices", mode="before")
+    @field_validator("models", "fallbacks", "prices", "allowed_models", "splits", mode="before")
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -164,9 +170,20 @@ class LLMSettings(BaseSettings):
             raise ValueError(f"expected one of {', '.join(_CAPTURE_MODES)}")
         return value
 
+    @field_validator("config_reload_s")
+    @classmethod
+    def _check_reload_interval(cls, value: float) -> float:
+        if 0 < value < _MIN_RELOAD_S:
+            raise ValueError(f"expected 0 (off) or at least {_MIN_RELOAD_S} seconds")
+        return value
+
     @model_validator(mode="after")
-    def _check_fallbacks(self) -> LLMSettings:
+    def _check_references(self) -> LLMSettings:
         _check_fallbacks(self.fallbacks, self.endpoints)
+        _check_allowed_models(self.allowed_models, self.endpoints)
+        _check_splits(self.splits, self.api_models)
+        if self.config_reload_s and self.config_file is None:
+            raise ValueError("LLM_CONFIG_RELOAD_S is set but LLM_CONFIG_FILE is not: there is no file to watch")
         return self
 
     @cached_property
@@ -175,7 +192,8 @@ class LLMSettings(BaseSettings):
         endpoints: dict[str, Endpoint] = dict(self.models)
         # An alias named by a selection variable but absent from LLM_MODELS is an
         # OpenAI model of that name, reached through the SDK's own environment.
-        for alias in (self.model_default, *self.api_models.values()):
+        named = (self.model_default, *self.api_models.values(), *(a for split in self.splits.values() for a in split))
+        for alias in named:
             if alias is not None and alias not in endpoints:
                 endpoints[alias] = OpenAIEndpoint(model=alias)
         return endpoints
@@ -183,6 +201,9 @@ class LLMSettings(BaseSettings):
     def fallback_chain(self, alias: str) -> list[str]:
         """The aliases tried after ``alias``, in order."""
         return self.fallbacks.get(alias, [])
+
+
+_MIN_RELOAD_S = 0.01
 
 
 def _reject_constant(name: str) -> float:
@@ -219,6 +240,40 @@ def _check_fallbacks(fallbacks: dict[str, list[str]], endpoints: dict[str, Endpo
 
     for alias in fallbacks:
         visit(alias, [])
+
+
+def _check_allowed_models(allowed: dict[str, list[str]], endpoints: dict[str, Endpoint]) -> None:
+    _check_api_names("LLM_ALLOWED_MODELS", allowed)
+    for api, aliases in allowed.items():
+        unknown = sorted(set(aliases) - endpoints.keys())
+        if unknown:
+            raise ValueError(
+                f"LLM_ALLOWED_MODELS[{api!r}] names unknown alias {unknown[0]!r}; "
+                f"known aliases: {', '.join(sorted(endpoints)) or '(none)'}"
+            )
+
+
+def _check_splits(splits: dict[str, dict[str, float]], api_models: dict[str, str]) -> None:
+    _check_api_names("LLM_SPLITS", splits)
+    if "*" in splits:
+        raise ValueError("LLM_SPLITS: '*' is not an API name; a split is given per API")
+    for api, weights in splits.items():
+        if not weights:
+            raise ValueError(f"LLM_SPLITS[{api!r}] is empty: give at least one alias and its weight")
+        variable = api_variable(api)
+        if variable in api_models:
+            raise ValueError(f"LLM_SPLITS[{api!r}] and {variable} both choose the model of API {api!r}: keep one")
+
+
+def _check_api_names(variable: str, by_api: dict[str, Any]) -> None:
+    """Two spellings of one API (``gap-analysis``, ``gap_analysis``) would make the entry used depend on the caller."""
+    seen: dict[str, str] = {}
+    for api in by_api:
+        if api == "*":
+            continue
+        first = seen.setdefault(api_variable(api), api)
+        if first != api:
+            raise ValueError(f"{variable}: {first!r} and {api!r} name the same API; keep one")
 
 
 class _EnvSource(EnvSettingsSource):
@@ -312,30 +367,3 @@ def _describe(exc: ValidationError, init_values: dict[str, Any]) -> str:
         path = "".join(f"[{part!r}]" for part in rest)
         problems.append(f"{where}{path}: {message}")
     return "invalid otel-llm configuration: " + "; ".join(problems)
-
-
-# -- the process-wide settings used by the module-level functions -----------
-
-_lock = threading.Lock()
-_current: LLMSettings | None = None
-
-
-def get_settings() -> LLMSettings:
-    """The process-wide settings, built on first use."""
-    current = _current
-    if current is None:
-        current = reload_settings()
-    return current
-
-
-def reload_settings() -> LLMSettings:
-    """Re-read the environment and ``LLM_CONFIG_FILE``; returns the new settings.
-
-    If the new configuration is invalid, ``ConfigError`` is raised and the
-    previous settings stay in force.
-    """
-    global _current
-    settings = LLMSettings()
-    with _lock:
-        _current = settings
-    return settings

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import otel_llm._settings
+import otel_llm._live
 from otel_llm.testing import MockLLMServer
 
 pytest_plugins = ["otel_llm.testing.pytest_plugin", "sdk_clients", "pytester"]
@@ -35,9 +35,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith(_OURS):
             monkeypatch.delenv(name)
-    otel_llm._settings._current = None
+    otel_llm._live._forget()
     yield
-    otel_llm._settings._current = None
+    otel_llm._live._forget()
 
 
 @pytest.fixture(autouse=True)

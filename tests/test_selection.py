@@ -124,7 +124,7 @@ def test_flag_off_ignores_even_an_unknown_value() -> None:
 def test_no_default_is_a_config_error_naming_the_variables() -> None:
     bare = LLMSettings(api_models={"LLM_MODEL_KEYWORDS": "env-model"})
     assert select_model("keywords", settings=bare).source == "env"
-    expected = r"no model for API 'gap-analysis': set LLM_MODEL_GAP_ANALYSIS or LLM_MODEL_DEFAULT"
+    expected = r"no model for API 'gap-analysis': set LLM_MODEL_GAP_ANALYSIS, LLM_SPLITS or LLM_MODEL_DEFAULT"
     with pytest.raises(ConfigError, match=expected):
         select_model("gap-analysis", settings=bare)
 
