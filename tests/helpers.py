@@ -56,3 +56,14 @@ def metric_points(reader: InMemoryMetricReader, name: str, api: str | None) -> l
                         if point.attributes.get("otel_llm.api.name", api) == api:
                             found.append((dict(point.attributes), point, metric.unit))
     return found
+
+
+def all_telemetry(spans: Any, reader: InMemoryMetricReader) -> str:
+    """Every span name, attribute, event and metric attribute, as one text to search."""
+    text = []
+    for span in spans.get_finished_spans():
+        text.append(span.to_json())
+    data = reader.get_metrics_data()
+    if data is not None:
+        text.append(data.to_json())
+    return "\n".join(text)

@@ -10,7 +10,15 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from otel_llm import ConfigError, LLMSettings, Selection, UnknownModelError, reload_settings, select_model
+from otel_llm import (
+    ConfigError,
+    LLMSettings,
+    ModelNotAllowedError,
+    Selection,
+    UnknownModelError,
+    reload_settings,
+    select_model,
+)
 
 
 def settings(override: bool = True, header: bool = True, **values: object) -> LLMSettings:
@@ -173,3 +181,63 @@ def test_selection_does_no_io(io_events: list[str]) -> None:
         select_model(api, request_model="request-model", settings=current)
         select_model(api, headers=[(b"x-llm-model", b"header-model")], settings=current)
     assert io_events == []
+
+
+def allowlisted(allowed_models: object = None) -> LLMSettings:
+    return LLMSettings(
+        models={name: {"provider": "openai", "model": name} for name in ("mini", "big", "huge")},
+        model_default="mini",
+        enable_llm_model_override=True,
+        enable_llm_model_header=True,
+        allowed_models=allowed_models or {"*": ["mini"], "keywords": ["mini", "big"]},
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "where"),
+    [
+        ({"request_model": "huge"}, "the request_model argument"),
+        ({"headers": {"X-LLM-Model": "huge"}}, "the X-LLM-Model header"),
+    ],
+)
+def test_an_alias_outside_the_allowlist_is_refused_naming_the_api_and_what_it_allows(kwargs: dict, where: str) -> None:
+    with pytest.raises(ModelNotAllowedError) as error:
+        select_model("keywords", settings=allowlisted(), **kwargs)
+    assert isinstance(error.value, UnknownModelError)
+    assert str(error.value) == (
+        f"model 'huge' from {where} is not allowed for API 'keywords' (LLM_ALLOWED_MODELS); allowed: big, mini"
+    )
+    assert (error.value.api_name, error.value.allowed, error.value.value) == ("keywords", ("big", "mini"), "huge")
+
+
+def test_an_api_not_listed_gets_the_star_entry_and_a_listed_one_only_its_own() -> None:
+    settings = allowlisted()
+    assert select_model("other", headers={"X-LLM-Model": "mini"}, settings=settings).model == "mini"
+    with pytest.raises(ModelNotAllowedError, match=r"allowed: mini$"):
+        select_model("other", headers={"X-LLM-Model": "big"}, settings=settings)
+    assert select_model("keywords", request_model="big", settings=settings).model == "big"
+    assert select_model("Keywords", request_model="big", settings=settings).model == "big"  # one API, any spelling
+
+
+def test_without_a_star_entry_unlisted_apis_may_choose_any_alias() -> None:
+    settings = allowlisted(allowed_models={"keywords": ["mini"]})
+    assert select_model("other", request_model="huge", settings=settings).model == "huge"
+
+
+def test_configured_levels_are_not_limited_by_the_allowlist() -> None:
+    settings = LLMSettings(
+        models={name: {"provider": "openai", "model": name} for name in ("mini", "big")},
+        model_default="big",
+        api_models={"LLM_MODEL_KEYWORDS": "big"},
+        splits={"summary": {"big": 1}},
+        allowed_models={"*": ["mini"]},
+    )
+    assert select_model("keywords", settings=settings).model == "big"
+    assert select_model("summary", settings=settings).model == "big"
+    assert select_model("other", settings=settings).model == "big"
+
+
+def test_an_unknown_value_is_unknown_before_it_is_not_allowed() -> None:
+    with pytest.raises(UnknownModelError) as error:
+        select_model("keywords", request_model="gpt-9", settings=allowlisted())
+    assert not isinstance(error.value, ModelNotAllowedError)

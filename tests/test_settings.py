@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ def test_defaults() -> None:
     assert settings.call_timeout_s == 60
     assert settings.http_spans is True
     assert settings.attempt_timeout_s is None and settings.stream_idle_timeout_s is None
+    assert settings.allowed_models == {} and settings.splits == {} and settings.config_reload_s == 0
     assert settings.endpoints == {}
 
 
@@ -47,6 +49,10 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM_HTTP_SPANS", "false")
     monkeypatch.setenv("LLM_ATTEMPT_TIMEOUT_S", "4")
     monkeypatch.setenv("LLM_STREAM_IDLE_TIMEOUT_S", "1.5")
+    monkeypatch.setenv("LLM_ALLOWED_MODELS", json.dumps({"*": ["gpt41-mini"], "keywords": ["gpt4o-2"]}))
+    monkeypatch.setenv("LLM_SPLITS", json.dumps({"keywords": {"gpt41-mini": 10, "gpt4o-2": 90}}))
+    monkeypatch.setenv("LLM_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("LLM_CONFIG_RELOAD_S", "2")
 
     settings = LLMSettings()
 
@@ -70,6 +76,9 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.retry_attempts, settings.retry_max_wait_s, settings.call_timeout_s) == (3, 2.5, 30)
     assert settings.http_spans is False
     assert (settings.attempt_timeout_s, settings.stream_idle_timeout_s) == (4, 1.5)
+    assert settings.allowed_models == {"*": ["gpt41-mini"], "keywords": ["gpt4o-2"]}
+    assert settings.splits == {"keywords": {"gpt41-mini": 10, "gpt4o-2": 90}}
+    assert (settings.config_file, settings.config_reload_s) == (Path(os.devnull), 2)
 
 
 def test_an_alias_missing_from_llm_models_is_an_openai_model_of_that_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,6 +134,13 @@ gpt4o-2 = ["gpt41-mini"]
 [prices.gpt-4o]
 input = 2.5
 output = 10.0
+
+[splits.resume_format]
+gpt41-mini = 1
+gpt4o-2 = 3
+
+[allowed_models]
+"*" = ["gpt41-mini"]
 """.replace("model_gap-analysis", '"model_gap-analysis"')
     )
     monkeypatch.setenv("LLM_CONFIG_FILE", str(config))
@@ -140,6 +156,8 @@ output = 10.0
     assert isinstance(settings.models["gpt4o-2"], AzureEndpoint)
     assert settings.fallback_chain("gpt4o-2") == ["gpt41-mini"]
     assert settings.prices["gpt-4o"].cached_input is None
+    assert settings.splits == {"resume_format": {"gpt41-mini": 1, "gpt4o-2": 3}}
+    assert settings.allowed_models == {"*": ["gpt41-mini"]}
 
 
 def test_per_api_variable_from_the_environment_wins_over_the_file(
@@ -219,7 +237,39 @@ def test_per_api_variable_from_the_environment_wins_over_the_file(
         ("LLM_STREAM_IDLE_TIMEOUT_S", "nan", "LLM_STREAM_IDLE_TIMEOUT_S: Input should be a finite number"),
         *(
             (variable, "[" * 100_000 + "]" * 100_000, f"{variable}: invalid JSON (nested too deeply)")
-            for variable in ("LLM_MODELS", "LLM_FALLBACKS", "LLM_PRICES")
+            for variable in ("LLM_MODELS", "LLM_FALLBACKS", "LLM_PRICES", "LLM_ALLOWED_MODELS", "LLM_SPLITS")
+        ),
+        ("LLM_ALLOWED_MODELS", '["mini"]', "LLM_ALLOWED_MODELS: expected a JSON object, got list"),
+        ("LLM_ALLOWED_MODELS", '{"a": "mini"}', "LLM_ALLOWED_MODELS['a']: Input should be a valid list"),
+        (
+            "LLM_ALLOWED_MODELS",
+            '{"*": ["mini", "gpt5"]}',
+            "LLM_ALLOWED_MODELS['*'] names unknown alias 'gpt5'; known aliases: gpt41, mini, nano",
+        ),
+        (
+            "LLM_ALLOWED_MODELS",
+            '{"gap-analysis": ["mini"], "gap_analysis": ["nano"]}',
+            "LLM_ALLOWED_MODELS: 'gap-analysis' and 'gap_analysis' name the same API; keep one",
+        ),
+        ("LLM_SPLITS", '{"c": {"mini": 0, "nano": 1}}', "LLM_SPLITS['c']['mini']: Input should be greater than 0"),
+        ("LLM_SPLITS", '{"c": {"mini": -5}}', "LLM_SPLITS['c']['mini']: Input should be greater than 0"),
+        ("LLM_SPLITS", '{"c": {"mini": 1e999}}', "LLM_SPLITS['c']['mini']: Input should be a finite number"),
+        ("LLM_SPLITS", '{"c": {"mini": "half"}}', "LLM_SPLITS['c']['mini']: Input should be a valid number"),
+        ("LLM_SPLITS", '{"c": {}}', "LLM_SPLITS['c'] is empty: give at least one alias and its weight"),
+        ("LLM_SPLITS", '{"c": ["mini", "nano"]}', "LLM_SPLITS['c']: Input should be a valid dictionary"),
+        ("LLM_SPLITS", '{"*": {"mini": 1}}', "LLM_SPLITS: '*' is not an API name"),
+        (
+            "LLM_SPLITS",
+            '{"a": {"mini": 10, "nano": 90}}',
+            "LLM_SPLITS['a'] and LLM_MODEL_A both choose the model of API 'a': keep one",
+        ),
+        ("LLM_CONFIG_RELOAD_S", "-1", "LLM_CONFIG_RELOAD_S: Input should be greater than or equal to 0"),
+        ("LLM_CONFIG_RELOAD_S", "0.001", "LLM_CONFIG_RELOAD_S: expected 0 (off) or at least 0.01 seconds"),
+        ("LLM_CONFIG_RELOAD_S", "inf", "LLM_CONFIG_RELOAD_S: Input should be a finite number"),
+        (
+            "LLM_CONFIG_RELOAD_S",
+            "5",
+            "LLM_CONFIG_RELOAD_S is set but LLM_CONFIG_FILE is not: there is no file to watch",
         ),
     ],
 )

@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 import pytest
-from helpers import metric_points
+from helpers import all_telemetry, metric_points
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -458,17 +458,6 @@ def test_content_is_captured_only_when_enabled(
     _, attempt, _ = tree(spans)
     [output] = json.loads(attempt.attributes["gen_ai.output.messages"])
     assert output["parts"][0]["content"] == response.choices[0].message.content
-
-
-def all_telemetry(spans: InMemorySpanExporter, reader: InMemoryMetricReader) -> str:
-    """Every span name, attribute, event and metric attribute, as one text to search."""
-    text = []
-    for span in spans.get_finished_spans():
-        text.append(span.to_json())
-    data = reader.get_metrics_data()
-    if data is not None:
-        text.append(data.to_json())
-    return "\n".join(text)
 
 
 def test_rejected_header_value_never_reaches_telemetry(
