@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ._endpoints import key_env
 from ._errors import ConfigError, UnknownModelError
-from ._selection import select_model
+from ._selection import select_model, split_key_in, split_of
 from ._settings import LLMSettings, api_variable
 
 __all__ = ["main"]
@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     resolve.add_argument(
         "--header", action="append", default=[], metavar="NAME=VALUE", help="a request header, e.g. X-LLM-Model=gpt41"
     )
+    resolve.add_argument("--split-key", help="the key a split assigns (a user id), as split_key= or X-LLM-Split-Key")
     resolve.set_defaults(run=_resolve)
 
     check = commands.add_parser("check", help="validate the configuration (exit 1 on the first problem)")
@@ -62,13 +63,23 @@ def _resolve(args: argparse.Namespace) -> int:
             raise SystemExit(f"otel-llm resolve: --header takes NAME=VALUE, got {item!r}")
         headers.append((name.strip(), value.strip()))
     settings = LLMSettings()
-    selection = select_model(args.api, request_model=args.model, headers=headers, settings=settings)
+    selection = select_model(
+        args.api, request_model=args.model, headers=headers, settings=settings, split_key=args.split_key
+    )
     endpoint = settings.endpoints[selection.model]
     variable = key_env(endpoint)
     rows = [
         ("api", selection.api_name),
         ("alias", selection.model),
         ("source", f"{selection.source} ({_explain(selection.source, args.api)})"),
+    ]
+    split = split_of(args.api, settings)
+    if split is not None:
+        rows.append(("split", ", ".join(f"{alias} {split.share(alias):.0%}" for alias in split.weights)))
+        if selection.source == "split":
+            has_key = args.split_key is not None or split_key_in(headers) is not None
+            rows.append(("split key", "given: the same key always gets this alias" if has_key else _NO_KEY))
+    rows += [
         ("provider", endpoint.provider),
         ("model sent", endpoint.request_model),
         ("canonical model", endpoint.model),
@@ -85,8 +96,12 @@ def _explain(source: str, api: str) -> str:
         "request": "--model, ENABLE_LLM_MODEL_OVERRIDE is on",
         "header": "X-LLM-Model header, ENABLE_LLM_MODEL_HEADER is on",
         "env": api_variable(api),
+        "split": "LLM_SPLITS",
         "default": "LLM_MODEL_DEFAULT",
     }[source]
+
+
+_NO_KEY = "none: each call draws at random (give --split-key to see a key's alias)"
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -104,10 +119,17 @@ def _check(args: argparse.Namespace) -> int:
     rows = [("default", settings.model_default or "(none: every API needs its LLM_MODEL_<API>)")]
     rows += [(variable, alias) for variable, alias in sorted(settings.api_models.items())]
     rows += [
+        (f"split {api}", ", ".join(f"{alias} {weight:g}" for alias, weight in weights.items()))
+        for api, weights in sorted(settings.splits.items())
+    ]
+    rows += [(f"allowed {api}", ", ".join(aliases)) for api, aliases in sorted(settings.allowed_models.items())]
+    rows += [
         (f"alias {alias}", f"{endpoint.provider} {endpoint.request_model} at {endpoint.url}")
         for alias, endpoint in sorted(settings.endpoints.items())
     ]
     rows += [(f"fallback {alias}", " -> ".join(chain)) for alias, chain in sorted(settings.fallbacks.items())]
+    if settings.config_reload_s:
+        rows.append(("reload", f"{settings.config_file} checked every {settings.config_reload_s:g} s"))
     _print_rows(rows)
     print("configuration OK")
     return 0

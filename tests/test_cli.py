@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import openai
 import pytest
 from helpers import AZURE_ENTRY
 
+from otel_llm import LLMSettings, select_model
 from otel_llm.cli import main
 
 SECRET = "sk-az-never-printed-42"
@@ -68,6 +70,40 @@ def test_resolve_unknown_model_exits_1(
     assert err == (
         "otel-llm: unknown model 'gpt-9' from the request_model argument; known aliases: gpt-4.1-mini, gpt4o-2\n"
     )
+
+
+def test_resolve_shows_a_split_and_the_alias_of_a_split_key(
+    configured: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_SPLITS", json.dumps({"keywords": {"gpt-4.1-mini": 10, "gpt4o-2": 30}}))
+    for key in ("user-1", "user-2", "user-3", "user-4"):
+        expected = select_model("keywords", settings=LLMSettings(), split_key=key).model
+        code, out, _ = run(capsys, "resolve", "keywords", "--split-key", key)
+        assert code == 0
+        assert f"alias            {expected}\n" in out
+        assert "source           split (LLM_SPLITS)" in out
+        assert "split            gpt-4.1-mini 25%, gpt4o-2 75%" in out
+        assert "split key        given: the same key always gets this alias" in out
+        code, by_header, _ = run(capsys, "resolve", "keywords", "--header", f"X-LLM-Split-Key={key}")
+        assert by_header == out
+    code, out, _ = run(capsys, "resolve", "keywords")
+    assert "split key        none: each call draws at random" in out
+
+
+def test_check_lists_splits_allowlists_and_the_reload(
+    configured: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "llm.toml"
+    config.write_text("config_reload_s = 5\n")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("LLM_CONFIG_FILE", str(config))
+    monkeypatch.setenv("LLM_SPLITS", json.dumps({"keywords": {"gpt-4.1-mini": 10, "gpt4o-2": 90}}))
+    monkeypatch.setenv("LLM_ALLOWED_MODELS", json.dumps({"*": ["gpt-4.1-mini"]}))
+    code, out, _ = run(capsys, "check")
+    assert code == 0, out
+    assert "split keywords" in out and "gpt-4.1-mini 10, gpt4o-2 90" in out
+    assert "allowed *" in out
+    assert f"{config} checked every 5 s" in out
 
 
 def test_check_accepts_a_valid_configuration(
