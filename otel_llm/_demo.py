@@ -59,6 +59,7 @@ class _Call:
     headers: dict[str, str] | None = None
     failing_model: str | None = None
     """A model the embedded server answers 503 for, during this call."""
+    split_key: str | None = None
 
 
 _CALLS = [
@@ -71,6 +72,7 @@ _CALLS = [
     _Call("keywords", "chat parse"),  # a structured output: the reply parsed into _Keywords
     _Call("job_summary", "responses"),  # the Responses API, on LLM_MODEL_DEFAULT
     _Call("resume_format", failing_model="gpt-4.1"),  # gpt41 fails twice: LLM_FALLBACKS moves to gpt41-mini
+    _Call("cover_letter", split_key="user-42"),  # LLM_SPLITS: this user's share of a 50/50 rollout
 ]
 
 
@@ -117,6 +119,7 @@ def demo_environment(server: MockLLMServer) -> dict[str, str]:
         "LLM_MODEL_KEYWORDS": "gpt41-mini",
         "LLM_MODEL_GAP_ANALYSIS": "gpt4o-2",
         "LLM_MODEL_SEARCH_INDEX": "embed-small",
+        "LLM_SPLITS": json.dumps({"cover_letter": {"gpt41-mini": 50, "gpt4o-2": 50}}),
         "LLM_FALLBACKS": json.dumps({"gpt41": ["gpt41-mini"]}),
         "LLM_RETRY_MAX_WAIT_S": "0.2",
         "ENABLE_LLM_MODEL_OVERRIDE": "true",
@@ -210,7 +213,7 @@ def _print_configuration(server: MockLLMServer, environment: dict[str, str], pri
 
 
 def _run(call: _Call, settings: LLMSettings, server: MockLLMServer, calls: InMemorySpanExporter) -> _Row:
-    client = get_llm_client_smart(call.api, call.request_model, call.headers, settings)
+    client = get_llm_client_smart(call.api, call.request_model, call.headers, settings, call.split_key)
     if call.failing_model:
         server.add_faults(call.failing_model, *[Fault.status(503)] * settings.retry_attempts)
     calls.clear()

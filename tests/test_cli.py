@@ -147,9 +147,9 @@ def run_demo(**environment: str) -> str:
 def test_demo_calls_every_api_through_every_source_and_shows_the_telemetry() -> None:
     out = run_demo(LLM_MODEL_KEYWORDS="something-else")  # the demo replaces the shell's configuration
     table = out[out.index("API            alias") :]
-    prefixes = ("keywords", "gap_", "resume_", "search_", "job_")
+    prefixes = ("keywords", "gap_", "resume_", "search_", "job_", "cover_")
     rows = [line.split() for line in table.splitlines() if line.startswith(prefixes)]
-    calls = rows[:9]
+    calls = rows[:10]
     assert [row[:3] + row[-6:-4] for row in calls] == [
         ["keywords", "gpt41-mini", "env", "ok", "1"],
         ["gap_analysis", "gpt4o-2", "env", "ok", "1"],
@@ -160,11 +160,12 @@ def test_demo_calls_every_api_through_every_source_and_shows_the_telemetry() -> 
         ["keywords", "gpt41-mini", "env", "ok", "1"],  # chat parse: a structured output
         ["job_summary", "gpt41", "default", "ok", "1"],  # the Responses API
         ["resume_format", "gpt41-mini", "default", "fallback", "3"],  # gpt41 failed twice
+        ["cover_letter", "gpt4o-2", "split", "ok", "1"],  # user-42's half of a 50/50 split
     ]
     assert all(int(row[-3]) > 0 and row[-1].startswith("$") for row in calls)  # tokens in, cost from the spans
     assert "chat keywords [internal]" in out and "chat gpt-4.1-mini [client]" in out and "POST [client]" in out
     assert [row[3:5] for row in calls[6:8]] == [["chat", "parse"], ["responses", "ok"]]
-    assert "gen_ai.client.operation.duration (s): 9 series" in out
+    assert "gen_ai.client.operation.duration (s): 10 series" in out
     assert "otel_llm.fallbacks ({fallback}): 1 series" in out
     assert "resume_tailor      2" in out  # the totals per API
     assert "demo-key-not-secret" not in out
