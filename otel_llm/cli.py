@@ -1,18 +1,24 @@
 """The ``otel-llm`` command: explain a selection, check the configuration,
-serve the embedded server, run the demo."""
+serve the embedded server, run the demo, compare models."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from ._endpoints import key_env
 from ._errors import ConfigError, UnknownModelError
 from ._selection import select_model, split_key_in, split_of
 from ._settings import LLMSettings, api_variable
+
+if TYPE_CHECKING:
+    from ._compare import Comparison, Messages
 
 __all__ = ["main"]
 
@@ -52,6 +58,51 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run calls for several APIs against the embedded server")
     demo.add_argument("--forever", action="store_true", help="repeat the calls every second until Ctrl-C")
     demo.set_defaults(run=_demo)
+
+    compare = commands.add_parser(
+        "compare",
+        help="send the same prompts through several aliases and compare them side by side",
+        description="Send the same prompts through each alias, as configured, and print one row per alias: calls, "
+        "errors, latency P50 / P95, time to first chunk, tokens, cost, and whether P95 is under 2 s. Each alias is "
+        "pinned and its fallbacks are off (a comparison of A must not be answered by A's fallback); retries stay as "
+        "configured (LLM_RETRY_ATTEMPTS). Calls are streamed chat completions.",
+    )
+    compare.add_argument("api", help="the API name the calls are made for, e.g. keywords")
+    compare.add_argument(
+        "--models",
+        required=True,
+        type=_aliases,
+        metavar="A,B[,...]",
+        help="two or more aliases, comma-separated",
+    )
+    compare.add_argument(
+        "--prompts",
+        type=_prompts,
+        metavar="FILE",
+        help="JSON lines, one chat messages list a line (default: a built-in set of 8 prompts)",
+    )
+    compare.add_argument(
+        "--calls",
+        type=_at_least_one,
+        default=20,
+        metavar="N",
+        help="calls per alias, cycling the prompts (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--concurrency",
+        type=_at_least_one,
+        default=4,
+        metavar="C",
+        help="calls in flight at once (default: %(default)s)",
+    )
+    compare.add_argument(
+        "--mock",
+        action="store_true",
+        help="run against the embedded server (no key, no network): configured aliases keep their provider and "
+        "model, others are the demo's (gpt41-mini, gpt4o-2, ...) or an OpenAI model of that name",
+    )
+    compare.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    compare.set_defaults(run=_compare)
     return parser
 
 
@@ -153,6 +204,202 @@ def _demo(args: argparse.Namespace) -> int:
 
     run_demo(forever=args.forever)
     return 0
+
+
+def _aliases(value: str) -> list[str]:
+    aliases = [alias.strip() for alias in value.split(",")]
+    if any(not alias for alias in aliases):
+        raise argparse.ArgumentTypeError(f"empty alias in {value!r} (expected A,B[,...])")
+    repeated = sorted({alias for alias in aliases if aliases.count(alias) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{', '.join(map(repr, repeated))} given twice")
+    if len(aliases) < 2:
+        raise argparse.ArgumentTypeError(f"needs two or more aliases to compare, got {value!r}")
+    return aliases
+
+
+def _at_least_one(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
+    return number
+
+
+def _prompts(value: str) -> list[Messages]:
+    from ._compare import PromptsError, load_prompts
+
+    try:
+        return load_prompts(value)
+    except PromptsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ._compare import BUILTIN_PROMPTS, mock_settings, run_comparison
+
+    settings = LLMSettings()
+    prompts = args.prompts or BUILTIN_PROMPTS
+    progress = _Progress(f"compare {args.api}", sys.stderr)
+    # Under --mock the aliases move to the embedded server for the run; else they are used as configured.
+    chosen = mock_settings(settings, args.models) if args.mock else contextlib.nullcontext(settings)
+    try:
+        with chosen as run_settings:
+            comparison = run_comparison(
+                args.api,
+                args.models,
+                run_settings,
+                prompts=prompts,
+                calls=args.calls,
+                concurrency=args.concurrency,
+                progress=progress,
+            )
+    except KeyboardInterrupt:
+        progress.interrupted()
+        return 130
+    if args.json:
+        print(json.dumps(_comparison_json(comparison, mock=args.mock), indent=2))
+    else:
+        _print_comparison(comparison, mock=args.mock)
+    return 0
+
+
+class _Progress:
+    """The progress line on stderr: redrawn in place on a terminal, else a line at each quarter."""
+
+    _WIDTH = 24
+
+    def __init__(self, label: str, stream: TextIO) -> None:
+        self._label = label
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._quarter = 0
+
+    def __call__(self, done: int, total: int, errors: int) -> None:
+        filled = self._WIDTH * done // total
+        line = f"{self._label} [{'#' * filled}{'.' * (self._WIDTH - filled)}] {done}/{total} calls, {errors} errors"
+        if self._tty:
+            self._stream.write(f"\r{line}" + ("\n" if done == total else ""))
+        elif done == total or 4 * done // total > self._quarter:
+            self._quarter = 4 * done // total
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def interrupted(self) -> None:
+        self._stream.write(("\n" if self._tty else "") + f"{self._label}: interrupted\n")
+
+
+def _comparison_json(comparison: Comparison, mock: bool) -> dict[str, object]:
+    """The ``--json`` document: stable keys, numbers as numbers, ``null`` when unknown."""
+    from ._compare import P95_TARGET_S
+
+    return {
+        "api": comparison.api,
+        "mock": mock,
+        "calls_per_alias": comparison.calls_per_alias,
+        "concurrency": comparison.concurrency,
+        "prompts": comparison.prompts,
+        "p95_target_s": P95_TARGET_S,
+        "wall_s": comparison.wall_s,
+        "aliases": [
+            {
+                "alias": row.alias,
+                "provider": row.provider,
+                "model": row.model,
+                "calls": row.calls,
+                "errors": row.errors,
+                "error_types": dict(row.error_types),
+                "latency_p50_s": row.latency_p50_s,
+                "latency_p95_s": row.latency_p95_s,
+                "time_to_first_chunk_p50_s": row.first_chunk_p50_s,
+                "input_tokens": row.input_tokens,
+                "output_tokens": row.output_tokens,
+                "cost_per_call_usd": row.cost_per_call_usd,
+                "cost_total_usd": row.cost_total_usd,
+                "p95_under_2s": row.p95_under_target,
+            }
+            for row in comparison.aliases
+        ],
+    }
+
+
+def _print_comparison(comparison: Comparison, mock: bool) -> None:
+    where = "the embedded server" if mock else "the configured endpoints"
+    print(
+        f"compare {comparison.api}: {comparison.calls_per_alias} calls per alias, {comparison.prompts} prompts, "
+        f"concurrency {comparison.concurrency}, on {where}; fallbacks off, retries as configured"
+    )
+    print("")
+    header = (
+        "alias",
+        "provider",
+        "model",
+        "calls",
+        "errors",
+        "p50 s",
+        "p95 s",
+        "first chunk p50 s",
+        "tokens in",
+        "tokens out",
+        "cost/call",
+        "cost total",
+        "p95 < 2 s",
+    )
+    body = [
+        (
+            row.alias,
+            row.provider,
+            row.model,
+            str(row.calls),
+            str(row.errors),
+            _seconds(row.latency_p50_s),
+            _seconds(row.latency_p95_s),
+            _seconds(row.first_chunk_p50_s),
+            _count(row.input_tokens),
+            _count(row.output_tokens),
+            _usd(row.cost_per_call_usd),
+            _usd(row.cost_total_usd),
+            "yes" if row.p95_under_target else "no",
+        )
+        for row in comparison.aliases
+    ]
+    _print_table(header, body, text_columns=3)
+    for row in comparison.aliases:
+        if row.error_types:
+            print(f"{row.alias} errors: " + ", ".join(f"{name} x{count}" for name, count in row.error_types))
+    print("")
+    print(
+        f"{len(comparison.aliases) * comparison.calls_per_alias} calls in {comparison.wall_s:.1f} s; "
+        "percentiles are nearest-rank over the calls that answered; '-' is unknown (e.g. an unpriced model)"
+    )
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.8f}"
+
+
+def _print_table(header: Sequence[str], body: Sequence[Sequence[str]], text_columns: int) -> None:
+    """A plain table: the first ``text_columns`` columns left-aligned, the numbers right-aligned."""
+    cells = [header, *body]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for index, row in enumerate(cells):
+        aligned = (
+            cell.ljust(width) if column < text_columns else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths))
+        )
+        print("  ".join(aligned).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
 
 
 def _print_rows(rows: Sequence[tuple[str, str]]) -> None:
