@@ -260,8 +260,8 @@ def compare_settings(settings: LLMSettings, aliases: Sequence[str]) -> LLMSettin
     )
     if missing:
         raise ConfigError(f"API key variable not set: {', '.join(missing)}")
-    # Neither field is an input of ``endpoints``, so the copy's cached endpoints stay right.
-    return settings.model_copy(update={"enable_llm_model_override": True, "fallbacks": {}})
+    # The operator pins the aliases, not a request: LLM_ALLOWED_MODELS does not apply.
+    return settings.model_copy(update={"enable_llm_model_override": True, "fallbacks": {}, "allowed_models": {}})
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from ._client import get_llm_client_smart
 from ._settings import LLMSettings
 from ._setup import configure_telemetry
+from ._tables import print_table, usd
 from .testing import Fault, MockLLMServer
 
 __all__ = ["run_demo"]
@@ -150,7 +151,7 @@ def run_demo(print_: Print = print, forever: bool = False) -> list[_Row]:
         except KeyboardInterrupt:
             pass
     print_("")
-    _print_table(rows, print_)
+    _print_calls(rows, print_)
     print_("")
     print_("The first call to each server includes building its openai client and connection.")
     _shutdown_telemetry()
@@ -247,11 +248,7 @@ def _run(call: _Call, settings: LLMSettings, server: MockLLMServer, calls: InMem
     )
 
 
-def _usd(cost: float | None) -> str:
-    return "-" if cost is None else f"${cost:.8f}"
-
-
-def _print_table(rows: list[_Row], print_: Print) -> None:
+def _print_calls(rows: list[_Row], print_: Print) -> None:
     header = ("API", "alias", "source", "call", "outcome", "attempts", "latency ms", "tokens in", "tokens out", "cost")
     body = [
         (
@@ -264,11 +261,11 @@ def _print_table(rows: list[_Row], print_: Print) -> None:
             f"{r.latency_ms:.1f}",
             str(r.input_tokens),
             str(r.output_tokens),
-            _usd(r.cost_usd),
+            usd(r.cost_usd),
         )
         for r in rows
     ]
-    _print_cells(header, body, print_, text_columns=5)
+    print_table(header, body, 5, print_)
     for title, key in (("API", "api"), ("model", "alias")):
         totals: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0])
         for row in rows:
@@ -278,26 +275,12 @@ def _print_table(rows: list[_Row], print_: Print) -> None:
             total[2] += row.output_tokens
             total[3] += row.cost_usd or 0.0
         print_("")
-        _print_cells(
+        print_table(
             (title, "calls", "tokens in", "tokens out", "cost"),
-            [(name, str(int(c)), str(int(i)), str(int(o)), _usd(usd)) for name, (c, i, o, usd) in totals.items()],
+            [(name, str(int(c)), str(int(i)), str(int(o)), usd(cost)) for name, (c, i, o, cost) in totals.items()],
+            1,
             print_,
-            text_columns=1,
         )
-
-
-def _print_cells(header: Sequence[str], body: Sequence[Sequence[str]], print_: Print, text_columns: int) -> None:
-    """A plain table: the first ``text_columns`` columns left-aligned, the numbers right-aligned."""
-    cells = [header, *body]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for index, row in enumerate(cells):
-        aligned = (
-            cell.ljust(width) if column < text_columns else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(row, widths))
-        )
-        print_("  ".join(aligned).rstrip())
-        if index == 0:
-            print_("  ".join("-" * width for width in widths))
 
 
 class _ConsoleTrees(SpanExporter):

@@ -1,7 +1,7 @@
 """What is computed from one ``LLMSettings`` and reused by every call made with it.
 
 Settings are immutable values; the memos derived from them (selections per
-API, allowlists per API, prices per alias, clients per selection) are kept in one ``Derived``
+API, endpoints, allowlists per API, prices per alias, clients per selection) are kept in one ``Derived``
 object that the settings carry privately, outside their fields (equality,
 ``model_dump`` and validation never see it). It lives exactly as long as the
 settings: the clients it holds refer back to them, so a registry outside
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._cost import CostFunction
+    from ._endpoints import Endpoint
     from ._selection import Selection
     from ._settings import LLMSettings
     from ._splits import Split
@@ -29,11 +30,13 @@ _lock = threading.Lock()
 class Derived:
     """The memos of one settings object (each bounded by its user)."""
 
-    __slots__ = ("allowed", "clients", "costs", "owner", "selections")
+    __slots__ = ("allowed", "clients", "costs", "endpoints", "owner", "selections")
 
     def __init__(self, owner: int) -> None:
         self.owner = owner
         """``id()`` of the settings these memos are of (a copy carries the original's)."""
+        self.endpoints: dict[str, Endpoint] | None = None
+        """Every alias, those named only by a selection variable included."""
         self.selections: dict[str, Selection | tuple[Split, dict[str, Selection]]] = {}
         """What rules 3 and 4 give each API: a selection, or a split and the selections it draws from."""
         self.allowed: dict[str, frozenset[str] | None] = {}

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import tomllib
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +32,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ._derived import derived
 from ._endpoints import Endpoint, OpenAIEndpoint
 from ._errors import ConfigError
 
@@ -186,9 +186,15 @@ class LLMSettings(BaseSettings):
             raise ValueError("LLM_CONFIG_RELOAD_S is set but LLM_CONFIG_FILE is not: there is no file to watch")
         return self
 
-    @cached_property
+    @property
     def endpoints(self) -> dict[str, Endpoint]:
         """Every known alias and where it lives."""
+        memo = derived(self)
+        if memo.endpoints is None:
+            memo.endpoints = self._endpoints()
+        return memo.endpoints
+
+    def _endpoints(self) -> dict[str, Endpoint]:
         endpoints: dict[str, Endpoint] = dict(self.models)
         # An alias named by a selection variable but absent from LLM_MODELS is an
         # OpenAI model of that name, reached through the SDK's own environment.

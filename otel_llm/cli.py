@@ -16,6 +16,7 @@ from ._endpoints import key_env
 from ._errors import ConfigError, UnknownModelError
 from ._selection import select_model, split_key_in, split_of
 from ._settings import LLMSettings, api_variable
+from ._tables import print_table, usd
 
 if TYPE_CHECKING:
     from ._compare import Comparison, Messages
@@ -359,13 +360,13 @@ def _print_comparison(comparison: Comparison, mock: bool) -> None:
             _seconds(row.first_chunk_p50_s),
             _count(row.input_tokens),
             _count(row.output_tokens),
-            _usd(row.cost_per_call_usd),
-            _usd(row.cost_total_usd),
+            usd(row.cost_per_call_usd),
+            usd(row.cost_total_usd),
             "yes" if row.p95_under_target else "no",
         )
         for row in comparison.aliases
     ]
-    _print_table(header, body, text_columns=3)
+    print_table(header, body, text_columns=3)
     for row in comparison.aliases:
         if row.error_types:
             print(f"{row.alias} errors: " + ", ".join(f"{name} x{count}" for name, count in row.error_types))
@@ -382,24 +383,6 @@ def _seconds(value: float | None) -> str:
 
 def _count(value: int | None) -> str:
     return "-" if value is None else str(value)
-
-
-def _usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:.8f}"
-
-
-def _print_table(header: Sequence[str], body: Sequence[Sequence[str]], text_columns: int) -> None:
-    """A plain table: the first ``text_columns`` columns left-aligned, the numbers right-aligned."""
-    cells = [header, *body]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for index, row in enumerate(cells):
-        aligned = (
-            cell.ljust(width) if column < text_columns else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(row, widths))
-        )
-        print("  ".join(aligned).rstrip())
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
 
 
 def _print_rows(rows: Sequence[tuple[str, str]]) -> None:

@@ -342,3 +342,11 @@ def test_settings_are_immutable() -> None:
     settings = LLMSettings(model_default="a")
     with pytest.raises(Exception, match="frozen"):
         settings.model_default = "b"  # type: ignore[misc]
+
+
+def test_a_copy_with_new_models_knows_its_own_endpoints() -> None:
+    settings = LLMSettings(models={"a": OPENAI}, model_default="a")
+    assert set(settings.endpoints) == {"a"}
+    copied = settings.model_copy(update={"models": {"b": OpenAIEndpoint(model="gpt-4.1")}, "model_default": "b"})
+    assert set(copied.endpoints) == {"b"}
+    assert set(settings.endpoints) == {"a"}

@@ -149,7 +149,7 @@ def test_under_opentelemetry_instrument_each_attempt_has_one_http_span(receiver:
             assert service == "instrumented-app"  # the distro's providers, not ours
             spans += [span for scope in resource_spans.scope_spans for span in scope.spans]
     attempts = [span for span in spans if span.name in ("chat gpt-4.1-mini", "chat gpt-4o-2", "chat gpt-4.1")]
-    assert len(attempts) == 10  # nine calls; the forced fallback adds two failed attempts
+    assert len(attempts) == 11  # ten calls; the forced fallback adds two failed attempts
     for attempt in attempts:
         children = [span.name for span in spans if span.parent_span_id == attempt.span_id]
         assert children == ["POST"]
