@@ -11,12 +11,15 @@ import os
 import re
 import shutil
 import subprocess
+import typing
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
+
+from otel_llm import SelectionSource
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTOR = ROOT / "collector"
@@ -860,6 +863,34 @@ def test_panels_have_units_descriptions_and_legends(dashboard: dict[str, Any]) -
             for target in panel["targets"]:
                 if any(word in target["expr"] for word in (" by (", " by(")):
                     assert "{{" in target["legendFormat"], f"{panel['title']}: name the series in the legend"
+
+
+SOURCES = typing.get_args(SelectionSource)
+
+
+def source_names_in(node: Any) -> set[str]:
+    """The selection sources a panel's field config (value mappings, overrides...) names as values."""
+    if isinstance(node, dict):
+        return set().union(*(source_names_in(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(source_names_in(value) for value in node))
+    return {node} if node in SOURCES else set()
+
+
+def test_sources_are_the_sdks() -> None:
+    assert set(SOURCES) == {"request", "header", "env", "split", "default"}
+    assert source_names_in({"a": [{"options": "split"}, "env", 3]}) == {"split", "env"}
+
+
+def test_panels_showing_selection_sources_name_every_source(dashboard: dict[str, Any]) -> None:
+    """A panel split by selection source explains each (split included), and maps all or none of them."""
+    for panel in query_panels(dashboard):
+        grouping = set().union(*(parse_promql(target["expr"])[1] for target in panel["targets"]))
+        if "otel_llm_selection_source" in grouping:
+            missing = [source for source in SOURCES if not re.search(rf"\b{source}\b", panel["description"])]
+            assert not missing, f"{panel['title']}: the description does not name the sources {missing}"
+        named = source_names_in(panel.get("fieldConfig", {}))
+        assert not named or named == set(SOURCES), f"{panel['title']}: maps {sorted(named)}, not every source"
 
 
 # Panel options the pinned Grafana (12.3) no longer has, by panel type.
