@@ -44,20 +44,22 @@ SOURCES = ("request", "header", "env", "split", "default")
 SPLIT_API = "keywords"
 """The API of the experiment: its traffic is split (``LLM_SPLITS``) between the aliases of :data:`SPLIT`."""
 
-SPLIT = {"gpt4o-2": 50, "gpt41-mini": 50}
-"""The experiment's weights: the API's old model (GPT-4o) and the cheaper one rolled out (GPT-4.1 mini)."""
+SPLIT_OLD_ALIAS = "gpt4o-2"
+"""The API's model before the rollout (GPT-4o): the dearer one, and slower: each of its split calls waits
+:data:`SPLIT_DELAY_S` first."""
+
+SPLIT_NEW_ALIAS = "gpt41-mini"
+"""The model rolled out (GPT-4.1 mini): cheaper; its first split call of a wave fails (a 503, no fallback),
+so its error ratio is not zero."""
+
+SPLIT = {SPLIT_OLD_ALIAS: 50, SPLIT_NEW_ALIAS: 50}
+"""The experiment's weights (``LLM_SPLITS["keywords"]``), half way through a rollout."""
 
 SPLIT_KEYS = tuple(f"user-{number}" for number in range(10))
 """Sticky keys of the split calls of a wave: the same aliases every wave, each alias several of them."""
 
-SPLIT_SLOW_ALIAS = "gpt4o-2"
-"""Split alias whose every split call waits :data:`SPLIT_DELAY_S` first: the aliases' latencies differ."""
-
 SPLIT_DELAY_S = 0.15
-"""How long the slow split alias takes longer (a bucket of its own: 0.08-0.16 s or above)."""
-
-SPLIT_FAILING_ALIAS = "gpt41-mini"
-"""Split alias whose first split call of a wave fails (a 503, no fallback): its error ratio is not zero."""
+"""How much longer the old alias takes (a bucket of its own: 0.08-0.16 s or above)."""
 
 FALLBACK_PRIMARY = "gpt4o-mini"
 """Alias whose model is faulted with a 503 once per wave; it falls back to ``gpt41-mini``."""
@@ -131,8 +133,8 @@ def _chat_failing(api: str, settings: LLMSettings, error: type[Exception], reque
 def _split_calls(server: MockLLMServer, settings: LLMSettings) -> None:
     """The experiment: one call per sticky key (the second a stream), on whichever alias the split gives it.
 
-    Every call to :data:`SPLIT_SLOW_ALIAS` is delayed; the first to
-    :data:`SPLIT_FAILING_ALIAS` answers 503 and, with no fallback, fails.
+    Every call to :data:`SPLIT_OLD_ALIAS` is delayed; the first to
+    :data:`SPLIT_NEW_ALIAS` answers 503 and, with no fallback, fails.
     Raises unless every alias of the split answered calls and the failure happened.
     """
     answered: dict[str, int] = dict.fromkeys(SPLIT, 0)
@@ -140,11 +142,12 @@ def _split_calls(server: MockLLMServer, settings: LLMSettings) -> None:
     for number, key in enumerate(SPLIT_KEYS):
         client = get_llm_client_smart(SPLIT_API, settings=settings, split_key=key)
         selection = client.selection
-        assert selection.source == "split", selection
+        if selection.source != "split":
+            raise AssertionError(f"{SPLIT_API} with key {key}: selected by {selection.source}, not by its split")
         model = settings.endpoints[selection.model].request_model
-        if selection.model == SPLIT_SLOW_ALIAS:
+        if selection.model == SPLIT_OLD_ALIAS:
             server.add_faults(model, Fault.delay(SPLIT_DELAY_S))
-        if selection.model == SPLIT_FAILING_ALIAS and not failed:
+        if selection.model == SPLIT_NEW_ALIAS and not failed:
             server.add_faults(model, Fault.status(503))
             try:
                 client.chat.completions.create(messages=_MESSAGES)
