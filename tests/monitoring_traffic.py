@@ -3,11 +3,13 @@
 :func:`run_wave` drives the SDK against the embedded server once through
 everything the Grafana dashboards show: the four APIs of the seed
 (``keywords``, ``gap_analysis``, ``resume_format``, ``resume_tailor``) plus an
-embeddings API, every selection source (request, header, env, default), chat,
-streams (time to first chunk), embeddings, a call that fails (a scripted 429
-on a model with no fallback), a call whose primary is faulted with a 503 and
-that falls back through ``LLM_FALLBACKS``, and a burst of such failures on one
-primary, enough to open a per-model circuit breaker.
+embeddings API, every selection source (request, header, env, split, default),
+chat, streams (time to first chunk), embeddings, a call that fails (a scripted
+429 on a model with no fallback), a call whose primary is faulted with a 503
+and that falls back through ``LLM_FALLBACKS``, a burst of such failures on one
+primary, enough to open a per-model circuit breaker, and an experiment:
+``keywords`` split (``LLM_SPLITS``) between an expensive, slower alias and a
+cheaper one that fails once a wave, for the experiments dashboard.
 
 Run as a script, this module is the subprocess of ``test_monitoring_live.py``:
 it installs its own global ``MeterProvider`` with the real
@@ -36,8 +38,28 @@ KEY_VARIABLE = "OTEL_LLM_MONITORING_TEST_KEY"
 APIS = ("keywords", "gap_analysis", "resume_format", "resume_tailor", "search_index")
 """Every API :func:`run_wave` calls."""
 
-SOURCES = ("request", "header", "env", "default")
+SOURCES = ("request", "header", "env", "split", "default")
 """Every selection source :func:`run_wave` goes through."""
+
+SPLIT_API = "keywords"
+"""The API of the experiment: its traffic is split (``LLM_SPLITS``) between the aliases of :data:`SPLIT`."""
+
+SPLIT_OLD_ALIAS = "gpt4o-2"
+"""The API's model before the rollout (GPT-4o): the dearer one, and slower: each of its split calls waits
+:data:`SPLIT_DELAY_S` first."""
+
+SPLIT_NEW_ALIAS = "gpt41-mini"
+"""The model rolled out (GPT-4.1 mini): cheaper; its first split call of a wave fails (a 503, no fallback),
+so its error ratio is not zero."""
+
+SPLIT = {SPLIT_OLD_ALIAS: 50, SPLIT_NEW_ALIAS: 50}
+"""The experiment's weights (``LLM_SPLITS["keywords"]``), half way through a rollout."""
+
+SPLIT_KEYS = tuple(f"user-{number}" for number in range(10))
+"""Sticky keys of the split calls of a wave: the same aliases every wave, each alias several of them."""
+
+SPLIT_DELAY_S = 0.15
+"""How much longer the old alias takes (a bucket of its own: 0.08-0.16 s or above)."""
 
 FALLBACK_PRIMARY = "gpt4o-mini"
 """Alias whose model is faulted with a 503 once per wave; it falls back to ``gpt41-mini``."""
@@ -71,10 +93,10 @@ def traffic_settings(server: MockLLMServer) -> LLMSettings:
         },
         model_default="gpt41",
         api_models={
-            "LLM_MODEL_KEYWORDS": "gpt41-mini",
             "LLM_MODEL_GAP_ANALYSIS": "gpt4o-2",
             "LLM_MODEL_SEARCH_INDEX": "embed-small",
         },
+        splits={SPLIT_API: SPLIT},  # in place of LLM_MODEL_KEYWORDS: both for one API is a ConfigError
         fallbacks={FALLBACK_PRIMARY: ["gpt41-mini"], BREAKER_PRIMARY: ["gpt41-mini"]},
         enable_llm_model_override=True,
         enable_llm_model_header=True,
@@ -108,12 +130,45 @@ def _chat_failing(api: str, settings: LLMSettings, error: type[Exception], reque
     raise AssertionError(f"{api} on {request_model}: expected {error.__name__}")
 
 
+def _split_calls(server: MockLLMServer, settings: LLMSettings) -> None:
+    """The experiment: one call per sticky key (the second a stream), on whichever alias the split gives it.
+
+    Every call to :data:`SPLIT_OLD_ALIAS` is delayed; the first to
+    :data:`SPLIT_NEW_ALIAS` answers 503 and, with no fallback, fails.
+    Raises unless every alias of the split answered calls and the failure happened.
+    """
+    answered: dict[str, int] = dict.fromkeys(SPLIT, 0)
+    failed = False
+    for number, key in enumerate(SPLIT_KEYS):
+        client = get_llm_client_smart(SPLIT_API, settings=settings, split_key=key)
+        selection = client.selection
+        if selection.source != "split":
+            raise AssertionError(f"{SPLIT_API} with key {key}: selected by {selection.source}, not by its split")
+        model = settings.endpoints[selection.model].request_model
+        if selection.model == SPLIT_OLD_ALIAS:
+            server.add_faults(model, Fault.delay(SPLIT_DELAY_S))
+        if selection.model == SPLIT_NEW_ALIAS and not failed:
+            server.add_faults(model, Fault.status(503))
+            try:
+                client.chat.completions.create(messages=_MESSAGES)
+            except openai.InternalServerError:
+                failed = True
+                continue
+            raise AssertionError(f"{SPLIT_API} on {selection.model}: expected InternalServerError")
+        if number == 1:
+            for _ in client.chat.completions.create(messages=_MESSAGES, stream=True):
+                pass
+        else:
+            client.chat.completions.create(messages=_MESSAGES)
+        answered[selection.model] += 1
+    if not failed or not all(answered.values()):
+        raise AssertionError(f"the split keys {SPLIT_KEYS} must reach every alias of {SPLIT}: answered {answered}")
+
+
 def run_wave(server: MockLLMServer, settings: LLMSettings) -> None:
     """One round of every kind of call the dashboards chart (sequential, so faults land where meant)."""
-    # env: LLM_MODEL_KEYWORDS, a chat and a stream on the mini model
-    _chat("keywords", settings)
-    _chat("keywords", settings)
-    _stream("keywords", settings)
+    # split: LLM_SPLITS sends keywords to gpt4o-2 or gpt41-mini by key, chat and a stream
+    _split_calls(server, settings)
     # env: LLM_MODEL_GAP_ANALYSIS, an Azure deployment, chat and stream
     _chat("gap_analysis", settings)
     _stream("gap_analysis", settings)

@@ -54,6 +54,12 @@ SUBSTITUTIONS = {
 }
 _VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)\]\]|\$(\w+)")
 
+EXPERIMENTS = "otel-llm-experiments"
+"""The dashboard that compares the aliases of an API, for the split of the traffic."""
+
+SINGLE_ALIAS_APIS = {"gap_analysis", "search_index"}
+"""APIs the traffic sends to one alias only: the experiments view leaves them out."""
+
 # What the traffic subprocess must not inherit from the shell running the tests.
 _FOREIGN_ENVIRONMENT = ("LLM_", "ENABLE_LLM_", "OPENAI_", "AZURE_OPENAI_", "OTEL_")
 
@@ -309,7 +315,12 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
 
 
 def test_every_dashboard_has_queries() -> None:
-    assert {query.dashboard for query in QUERIES} == {"otel-llm-cost", "otel-llm-latency", "otel-llm-reliability"}
+    assert {query.dashboard for query in QUERIES} == {
+        "otel-llm-cost",
+        "otel-llm-latency",
+        "otel-llm-reliability",
+        EXPERIMENTS,
+    }
     assert len({query.key for query in QUERIES}) == len(QUERIES), "panel titles + refIds must identify the queries"
 
 
@@ -389,3 +400,72 @@ def test_traffic_covers_every_charted_dimension(
     """Each series the panels split by (outcome, source, error, breaker state...) exists, not just one of them."""
     values = set(prometheus.label_values(label, metric))
     assert expected <= values, f"{metric} {label}: {sorted(values)}"
+
+
+# -- the experiments view, on the split of the traffic ------------------------
+
+EXPERIMENT_QUERIES = [query for query in QUERIES if query.dashboard == EXPERIMENTS]
+
+
+def test_the_split_api_was_selected_by_its_split(prometheus: Prometheus) -> None:
+    series = f'otel_llm_call_duration_seconds_count{{otel_llm_api_name="{monitoring_traffic.SPLIT_API}"}}'
+    assert set(prometheus.label_values("otel_llm_selection_source", series)) >= {"split"}
+    split = series.replace("}", ', otel_llm_selection_source="split"}')
+    assert set(prometheus.label_values("otel_llm_model_alias", split)) == set(monitoring_traffic.SPLIT)
+
+
+@pytest.mark.parametrize("query", [pytest.param(q, id=f"{q.panel}/{q.ref}") for q in EXPERIMENT_QUERIES])
+def test_experiments_query_compares_both_aliases_of_the_split_api(prometheus: Prometheus, query: PanelQuery) -> None:
+    """Each experiments query has a finite value for every alias of the split API, and none for one-alias APIs."""
+    result = prometheus.query(substitute(query.expr))["result"]
+    apis = {series["metric"]["otel_llm_api_name"] for series in result}
+    assert not apis & SINGLE_ALIAS_APIS, f"{query.key}: APIs with one alias are not experiments: {sorted(apis)}"
+    split = {
+        series["metric"]["otel_llm_model_alias"]: float(series["value"][1])
+        for series in result
+        if series["metric"]["otel_llm_api_name"] == monitoring_traffic.SPLIT_API
+        and series["metric"].get("otel_llm_selection_source", "split") == "split"
+    }
+    assert set(monitoring_traffic.SPLIT) <= set(split), f"{query.key}: {result}"
+    assert all(math.isfinite(split[alias]) for alias in monitoring_traffic.SPLIT), f"{query.key}: {split}"
+
+
+def test_experiments_show_the_split_by_source(prometheus: Prometheus) -> None:
+    """A panel of the view shows the calls by selection source: the split series of both aliases are there."""
+    by_source = [query for query in EXPERIMENT_QUERIES if "otel_llm_selection_source" in query.expr]
+    assert by_source, "no experiments panel shows the selection source"
+    for query in by_source:
+        result = prometheus.query(substitute(query.expr))["result"]
+        split = {
+            series["metric"]["otel_llm_model_alias"]
+            for series in result
+            if series["metric"]["otel_llm_api_name"] == monitoring_traffic.SPLIT_API
+            and series["metric"]["otel_llm_selection_source"] == "split"
+        }
+        assert split == set(monitoring_traffic.SPLIT), f"{query.key}: {result}"
+
+
+def test_experiments_table_tells_the_split_aliases_apart(prometheus: Prometheus) -> None:
+    """The table's columns, per alias of the split API, say what the traffic did to each."""
+    dashboard = json.loads((DASHBOARDS / f"{EXPERIMENTS}.json").read_text())
+    [table] = [panel for panel in _panels(dashboard["panels"]) if panel["type"] == "table"]
+    [renamed] = [t["options"]["renameByName"] for t in table["transformations"] if t["id"] == "organize"]
+    columns: dict[str, dict[str, float]] = {}
+    for target in table["targets"]:
+        result = prometheus.query(substitute(target["expr"]))["result"]
+        columns[renamed[f"Value #{target['refId']}"]] = {
+            series["metric"]["otel_llm_model_alias"]: float(series["value"][1])
+            for series in result
+            if series["metric"]["otel_llm_api_name"] == monitoring_traffic.SPLIT_API
+        }
+    old, new = monitoring_traffic.SPLIT_OLD_ALIAS, monitoring_traffic.SPLIT_NEW_ALIAS
+    assert columns["Calls"][old] > 0 and columns["Calls"][new] > 0, columns["Calls"]
+    assert math.isclose(sum(columns["Share of the API's calls"].values()), 1), columns["Share of the API's calls"]
+    # GPT-4.1 mini's prices are a fraction of GPT-4o's: the goal "cost per call down 50 %" is met, and shown.
+    assert columns["Cost per call"][new] < columns["Cost per call"][old] / 2, columns["Cost per call"]
+    # Every split call of the old alias waited SPLIT_DELAY_S: its P95 is in that bucket or above.
+    assert columns["P95 latency"][old] >= monitoring_traffic.SPLIT_DELAY_S / 2, columns["P95 latency"]
+    assert columns["P95 latency"][new] < 2, columns["P95 latency"]
+    # One split call of the new alias failed each wave, none of the old one's.
+    assert columns["Error ratio"][new] > 0 and columns["Error ratio"][old] == 0, columns["Error ratio"]
+    assert columns["Failed attempts"][new] > 0 and columns["Failed attempts"][old] == 0, columns["Failed attempts"]

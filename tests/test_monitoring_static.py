@@ -11,12 +11,15 @@ import os
 import re
 import shutil
 import subprocess
+import typing
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
+
+from otel_llm import SelectionSource
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTOR = ROOT / "collector"
@@ -609,7 +612,7 @@ def test_grafana_loads_the_dashboards_folder(compose: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------------- dashboards
 
-UIDS = {"otel-llm-cost", "otel-llm-latency", "otel-llm-reliability"}
+UIDS = {"otel-llm-cost", "otel-llm-latency", "otel-llm-reliability", "otel-llm-experiments"}
 
 _ATTEMPT_LABELS = {
     "gen_ai_operation_name",
@@ -654,6 +657,7 @@ _FUNCTIONS = {
     "rate", "irate", "increase", "delta", "histogram_quantile", "label_values", "clamp_min", "clamp_max",
     "abs", "ceil", "floor", "round", "vector", "scalar", "timestamp", "time", "sort", "sort_desc",
     "last_over_time", "max_over_time", "min_over_time", "avg_over_time", "sum_over_time", "absent",
+    "start", "end",  # of the @ modifier: `x[$__range] @ end()`
 }  # fmt: skip
 _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -745,9 +749,9 @@ def queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"{dashboard['uid']}: ${name}", variable_query(variable)
 
 
-def test_three_dashboards_with_stable_uids() -> None:
+def test_dashboards_with_stable_uids() -> None:
     assert {d["uid"] for d in DASHBOARD_FILES.values()} == UIDS
-    assert len({d["title"] for d in DASHBOARD_FILES.values()}) == 3
+    assert len({d["title"] for d in DASHBOARD_FILES.values()}) == len(UIDS)
     for name, dashboard in DASHBOARD_FILES.items():
         assert name == f"{dashboard['uid']}.json"
 
@@ -849,17 +853,51 @@ def test_queries_follow_the_api_and_model_selectors(dashboard: dict[str, Any]) -
                     assert ("otel_llm_model_alias", "=~", "$model") in matchers, f"{where}: {name} ignores $model"
 
 
+UNITS = {"currencyUSD", "s", "short", "reqps", "percentunit"}
+
+
 def test_panels_have_units_descriptions_and_legends(dashboard: dict[str, Any]) -> None:
     for panel in query_panels(dashboard):
         assert panel["title"] and panel.get("description"), f"{panel['title']}: needs a title and a description"
         if panel["type"] in {"timeseries", "stat", "piechart", "table"}:
             unit = panel["fieldConfig"]["defaults"].get("unit")
-            assert unit in {"currencyUSD", "s", "short", "reqps", "percentunit"}, f"{panel['title']}: unit {unit}"
+            assert unit in UNITS, f"{panel['title']}: unit {unit}"
+        for override in panel["fieldConfig"].get("overrides", []):
+            for unit in [p["value"] for p in override["properties"] if p["id"] == "unit"]:
+                assert unit in UNITS, f"{panel['title']}: {override['matcher']} has unit {unit}"
         if panel["type"] == "timeseries":
             assert panel["options"]["legend"]["showLegend"], panel["title"]
             for target in panel["targets"]:
                 if any(word in target["expr"] for word in (" by (", " by(")):
                     assert "{{" in target["legendFormat"], f"{panel['title']}: name the series in the legend"
+
+
+SOURCES = typing.get_args(SelectionSource)
+
+
+def source_names_in(node: Any) -> set[str]:
+    """The selection sources a panel's field config (value mappings, overrides...) names as values."""
+    if isinstance(node, dict):
+        return set().union(*(source_names_in(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(source_names_in(value) for value in node))
+    return {node} if node in SOURCES else set()
+
+
+def test_sources_are_the_sdks() -> None:
+    assert set(SOURCES) == {"request", "header", "env", "split", "default"}
+    assert source_names_in({"a": [{"options": "split"}, "env", 3]}) == {"split", "env"}
+
+
+def test_panels_showing_selection_sources_name_every_source(dashboard: dict[str, Any]) -> None:
+    """A panel split by selection source explains each (split included), and maps all or none of them."""
+    for panel in query_panels(dashboard):
+        grouping = set().union(*(parse_promql(target["expr"])[1] for target in panel["targets"]))
+        if "otel_llm_selection_source" in grouping:
+            missing = [source for source in SOURCES if not re.search(rf"\b{source}\b", panel["description"])]
+            assert not missing, f"{panel['title']}: the description does not name the sources {missing}"
+        named = source_names_in(panel.get("fieldConfig", {}))
+        assert not named or named == set(SOURCES), f"{panel['title']}: maps {sorted(named)}, not every source"
 
 
 # Panel options the pinned Grafana (12.3) no longer has, by panel type.
@@ -913,6 +951,82 @@ def test_each_dashboard_covers_its_subject() -> None:
     for grouping in ("otel_llm_outcome", "error_type", "otel_llm_fallback_from, otel_llm_fallback_to",
                      "otel_llm_selection_source", "otel_llm_breaker_state"):  # fmt: skip
         assert f"by ({grouping})" in reliability or f", {grouping})" in reliability, grouping
+
+
+EXPERIMENTS = "otel-llm-experiments.json"
+# The experiments view's filter: the APIs that more than one alias answered in the dashboard's time range.
+_MORE_THAN_ONE_ALIAS = re.compile(
+    r" and on \(otel_llm_api_name\) \(count by \(otel_llm_api_name\) \(sum by \(otel_llm_api_name, "
+    r"otel_llm_model_alias\) \(increase\(otel_llm_call_duration_seconds_count\{[^}]*\}\[\$__range\] @ end\(\)\)\) "
+    r"> 0\) > 1\)$"
+)
+# What the experiments table compares per alias (SPEC §12), and the unit of each column.
+EXPERIMENT_COLUMNS = {
+    "Calls": "short",
+    "P95 latency": "s",
+    "Cost per call": "currencyUSD",
+    "Error ratio": "percentunit",
+}
+
+
+def test_every_experiments_query_compares_aliases_of_apis_with_more_than_one() -> None:
+    for panel in query_panels(DASHBOARD_FILES[EXPERIMENTS]):
+        for target in panel["targets"]:
+            where = f"{panel['title']} [{target['refId']}]"
+            match = _MORE_THAN_ONE_ALIAS.search(target["expr"])
+            assert match, f"{where}: no 'more than one alias' filter"
+            compared = target["expr"][: match.start()]
+            assert {"otel_llm_api_name", "otel_llm_model_alias"} <= parse_promql(compared)[1], f"{where}: per alias"
+            if panel["type"] == "timeseries":
+                assert "{{otel_llm_api_name}}" in target["legendFormat"], where
+                assert "{{otel_llm_model_alias}}" in target["legendFormat"], where
+
+
+def test_experiments_table_joins_one_column_per_query() -> None:
+    [table] = [panel for panel in query_panels(DASHBOARD_FILES[EXPERIMENTS]) if panel["type"] == "table"]
+    refs = [target["refId"] for target in table["targets"]]
+    for target in table["targets"]:
+        assert target["instant"] is True and target["range"] is False and target["format"] == "table", target["refId"]
+        assert "[$__range]" in target["expr"], f"{target['refId']}: over the dashboard's time range"
+    [merge, organize] = table["transformations"]
+    assert merge["id"] == "merge", "the queries' frames become one row per (API, alias)"
+    assert organize["id"] == "organize" and organize["options"]["excludeByName"] == {"Time": True}
+    renamed = organize["options"]["renameByName"]
+    assert renamed["otel_llm_api_name"] == "API" and renamed["otel_llm_model_alias"] == "Alias"
+    columns = {renamed[f"Value #{ref}"]: ref for ref in refs}  # each query's value has a column name
+    assert set(EXPERIMENT_COLUMNS) <= set(columns), sorted(columns)
+    units = {}
+    for override in table["fieldConfig"]["overrides"]:
+        assert override["matcher"] == {"id": "byName", "options": override["matcher"]["options"]}
+        column = override["matcher"]["options"]
+        assert column in columns, f"an override for {column!r}, a column no query fills"
+        properties = {p["id"]: p["value"] for p in override["properties"]}
+        units[column] = properties["unit"]
+        if properties["unit"] == "s":
+            assert 2 in [step["value"] for step in properties["thresholds"]["steps"]], f"{column}: the 2 s target"
+            assert properties["custom.cellOptions"]["type"] in {"color-text", "color-background"}, column
+    assert {column: units.get(column) for column in EXPERIMENT_COLUMNS} == EXPERIMENT_COLUMNS
+    exprs = {column: next(t["expr"] for t in table["targets"] if t["refId"] == ref) for column, ref in columns.items()}
+    assert exprs["P95 latency"].startswith("histogram_quantile(0.95, ") and "call_duration" in exprs["P95 latency"]
+    assert "otel_llm_cost_usd_total" in exprs["Cost per call"] and "otel_llm_call_duration" in exprs["Cost per call"]
+    assert 'otel_llm_outcome="error"' in exprs["Error ratio"]
+
+
+def test_p95_panels_with_the_2s_target_show_it() -> None:
+    """Wherever a panel says "P95 ... 2 s", the 2 s threshold is drawn (every dashboard, not only latency)."""
+    found = set()
+    for dashboard in DASHBOARD_FILES.values():
+        for panel in query_panels(dashboard):
+            if "P95" in panel["title"] and "2 s" in panel["title"]:
+                defaults = panel["fieldConfig"]["defaults"]
+                assert defaults["unit"] == "s", panel["title"]
+                assert 2 in [step["value"] for step in defaults["thresholds"]["steps"]], panel["title"]
+                assert defaults["custom"]["thresholdsStyle"]["mode"] != "off", panel["title"]
+                assert all(t.get("exemplar") is True for t in panel["targets"]), f"{panel['title']}: exemplars"
+                found.add(dashboard["uid"])
+    assert {"otel-llm-latency", "otel-llm-experiments"} <= found
+    titles = {panel["title"] for panel in query_panels(DASHBOARD_FILES[EXPERIMENTS])}
+    assert {"Aliases side by side", "Cost per call by alias", "P95 call latency by alias (target 2 s)"} <= titles
 
 
 # ---------------------------------------------------------------------------- collector -> dashboards
