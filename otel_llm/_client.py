@@ -97,12 +97,22 @@ def _client_for(
     split_key: str | None,
     is_async: bool,
 ) -> Any:
-    chosen = _Chosen(api_name, request_model, headers, settings, split_key)
-    clients = derived(chosen.settings).clients
-    key = (chosen.key, is_async)
+    follows = settings is None
+    settings = settings or get_settings()
+    selection = select_model(api_name, request_model, headers, settings, split_key)
+    if selection.source in _CONFIGURED:
+        # An explicit key, or the one in explicit headers, is the client's; one
+        # in the served request's headers is read again at each call.
+        if split_key is None and headers is not None:
+            split_key = split_key_in(headers)
+        key: tuple[Any, ...] = (selection, is_async, follows, split_key)
+    else:
+        key = (selection, is_async)
+    clients = derived(settings).clients
     client = clients.get(key)
     if client is None:
-        endpoint = chosen.settings.endpoints[chosen.selection.model]
+        endpoint = settings.endpoints[selection.model]
+        chosen = _Chosen(selection, settings, follows, split_key)
         client = _CLASSES[isinstance(endpoint, AzureEndpoint), is_async].bound_to(chosen, endpoint)
         if len(clients) < _MAX_CLIENTS:
             clients[key] = client
@@ -117,24 +127,14 @@ class _Chosen:
     at each call, for a configured one (from the process-wide settings when
     none were given, so that reloads reach it)."""
 
-    __slots__ = ("follows", "key", "reselects", "selection", "settings", "split_key")
+    __slots__ = ("follows", "reselects", "selection", "settings", "split_key")
 
-    def __init__(
-        self,
-        api_name: str,
-        request_model: str | None,
-        headers: Headers | None,
-        settings: LLMSettings | None,
-        split_key: str | None,
-    ) -> None:
-        self.follows = settings is None
-        self.settings = settings or get_settings()
-        self.selection = select_model(api_name, request_model, headers, self.settings, split_key)
-        self.reselects = self.selection.source in _CONFIGURED
-        # An explicit key, or the one in explicit headers, is the client's; one
-        # in the served request's headers is read again at each call.
-        self.split_key = split_key if split_key is not None or headers is None else split_key_in(headers)
-        self.key = (self.selection, self.follows, self.split_key) if self.reselects else self.selection
+    def __init__(self, selection: Selection, settings: LLMSettings, follows: bool, split_key: str | None) -> None:
+        self.selection = selection
+        self.settings = settings
+        self.reselects = selection.source in _CONFIGURED
+        self.follows = follows and self.reselects
+        self.split_key = split_key
 
     def current(self) -> tuple[Selection, LLMSettings]:
         """The selection and settings of a call starting now."""
