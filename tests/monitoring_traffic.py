@@ -9,7 +9,8 @@ chat, streams (time to first chunk), embeddings, a call that fails (a scripted
 and that falls back through ``LLM_FALLBACKS``, a burst of such failures on one
 primary, enough to open a per-model circuit breaker, and an experiment:
 ``keywords`` split (``LLM_SPLITS``) between an expensive, slower alias and a
-cheaper one that fails once a wave, for the experiments dashboard.
+cheaper one that fails once a wave, for the experiments dashboard; and two
+reloads of the process-wide settings, one loaded and one refused.
 
 Run as a script, this module is the subprocess of ``test_monitoring_live.py``:
 it installs its own global ``MeterProvider`` with the real
@@ -28,7 +29,7 @@ import time
 
 import openai
 
-from otel_llm import LLMSettings, get_llm_client_smart
+from otel_llm import ConfigError, LLMSettings, get_llm_client_smart, get_settings, reload_settings
 from otel_llm._demo import demo_models
 from otel_llm.testing import Fault, MockLLMServer
 
@@ -199,6 +200,22 @@ def run_wave(server: MockLLMServer, settings: LLMSettings) -> None:
     time.sleep(BREAKER_COOLDOWN_S * 1.2)
     _chat("resume_format", settings, header=BREAKER_PRIMARY)  # the probe: no fault left, the model answers
 
+    _reloads()
+
+
+def _reloads() -> None:
+    """One reload of the process-wide settings that loads, and one that is refused (the old settings stay)."""
+    reload_settings()
+    os.environ["LLM_RETRY_ATTEMPTS"] = "0"
+    try:
+        reload_settings()
+    except ConfigError:
+        pass
+    else:
+        raise AssertionError("LLM_RETRY_ATTEMPTS=0 was accepted")
+    finally:
+        del os.environ["LLM_RETRY_ATTEMPTS"]
+
 
 def main() -> None:
     """Serve this process's metrics to Prometheus and run waves on command (see the module doc)."""
@@ -213,6 +230,7 @@ def main() -> None:
     try:
         with MockLLMServer() as server:
             settings = traffic_settings(server)
+            get_settings()  # the process-wide settings the waves reload (the first load is not a reload)
             print(f"port {httpd.server_port}", flush=True)
             for line in sys.stdin:
                 command = line.strip()

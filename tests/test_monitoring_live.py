@@ -392,6 +392,7 @@ def test_template_variables_list_what_the_sdk_sent(
         ("gen_ai_token_type", "gen_ai_client_token_usage_count", {"input", "output"}),
         ("error_type", "gen_ai_client_operation_duration_seconds_count", {"429", "503"}),
         ("otel_llm_breaker_state", "otel_llm_breaker_transitions_total", {"open", "half_open", "closed"}),
+        ("otel_llm_outcome", "otel_llm_config_reloads_total", {"ok", "rejected"}),
     ],
 )
 def test_traffic_covers_every_charted_dimension(

@@ -637,6 +637,7 @@ FAMILIES: dict[str, tuple[str, set[str]]] = {
         {"otel_llm_api_name", "otel_llm_fallback_from", "otel_llm_fallback_to", "error_type"},
     ),
     "otel_llm_breaker_transitions_total": ("counter", {"otel_llm_model_alias", "otel_llm_breaker_state"}),
+    "otel_llm_config_reloads_total": ("counter", {"otel_llm_outcome"}),
 }
 TARGET_LABELS = {"job", "instance"}  # what Prometheus (or the collector) adds to every series
 
