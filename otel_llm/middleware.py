@@ -3,10 +3,10 @@
 
 Selection reads two headers only, ``X-LLM-Model`` and ``X-LLM-Split-Key``, so
 each request's headers are scanned once, here, and just those two are kept in
-a small read-only mapping (one shared empty mapping when neither was sent): a
-request pays for one pass over its header names, and each selection made while
-it is served looks in a dict of at most two entries, not through every header
-the client sent.
+a small read-only mapping (nothing at all when neither was sent, so that
+selection skips headers as it does outside a request): a request pays for one
+pass over its header names, and each selection made while it is served looks
+in a dict of at most two entries, not through every header the client sent.
 
 The mapping lives in a context variable, not on the app or the thread, so each
 request, the asyncio tasks it starts and the threads a framework runs its sync
@@ -44,7 +44,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _CONNECTIONS = frozenset({"http", "websocket"})
 _ASGI_NAMES = {MODEL_HEADER.encode(): MODEL_HEADER, SPLIT_KEY_HEADER.encode(): SPLIT_KEY_HEADER}
 _NAME_LENGTHS = frozenset(len(name) for name in _ASGI_NAMES)
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class ASGIMiddleware:
@@ -115,7 +114,7 @@ class _Body:
             self._context.run(close)
 
 
-def _from_asgi(raw: Iterable[tuple[bytes, bytes]]) -> Mapping[str, str]:
+def _from_asgi(raw: Iterable[tuple[bytes, bytes]]) -> Mapping[str, str] | None:
     """The two selection headers among an ASGI scope's raw ``(name, value)`` pairs."""
     found: dict[str, str] = {}
     for name, value in raw:
@@ -123,15 +122,15 @@ def _from_asgi(raw: Iterable[tuple[bytes, bytes]]) -> Mapping[str, str]:
         # the right length is lower-cased to compare.
         if len(name) in _NAME_LENGTHS and (key := _ASGI_NAMES.get(name.lower())) is not None and key not in found:
             found[key] = value.decode("latin-1")  # the first one wins, as when select_model reads pairs
-    return MappingProxyType(found) if found else _NO_HEADERS
+    return MappingProxyType(found) if found else None
 
 
-def _from_environ(environ: WSGIEnvironment) -> Mapping[str, str]:
+def _from_environ(environ: WSGIEnvironment) -> Mapping[str, str] | None:
     """The two selection headers of a WSGI request (native strings, PEP 3333)."""
     model = environ.get("HTTP_X_LLM_MODEL")
     split_key = environ.get("HTTP_X_LLM_SPLIT_KEY")
     if model is None and split_key is None:
-        return _NO_HEADERS
+        return None
     found: dict[str, str] = {}
     if model is not None:
         found[MODEL_HEADER] = model
