@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import httpx2
 import openai
 
-__all__ = ["ConfigError", "ModelNotAllowedError", "StreamTruncatedError", "UnknownModelError"]
+__all__ = ["BudgetExceededError", "ConfigError", "ModelNotAllowedError", "StreamTruncatedError", "UnknownModelError"]
 
 _WHERE = {"request": "the request_model argument", "header": "the X-LLM-Model header"}
 
@@ -77,3 +77,20 @@ class StreamTruncatedError(openai.APIError):
         else:
             reason = f"the stream stalled: no chunk for {stalled_s:g} s (LLM_STREAM_IDLE_TIMEOUT_S)"
         super().__init__(f"{reason}: the text received is truncated", request, body=None)
+
+
+class BudgetExceededError(openai.OpenAIError):
+    """An attempt did not fit its API's budget (``LLM_BUDGETS``) and the budget names no ``then`` alias
+    (or that one did not fit either): nothing was sent.
+
+    An ``openai.OpenAIError``, so existing handlers of the SDK's errors see it.
+    """
+
+    def __init__(self, api_name: str, usd: float, window: str, needed_usd: float, remaining_usd: float) -> None:
+        self.api_name = api_name
+        self.usd = usd
+        self.window = window
+        super().__init__(
+            f"API {api_name!r} is over its budget of ${usd:g} per {window} (LLM_BUDGETS): this attempt could cost up "
+            f"to ${needed_usd:.6f} and ${max(remaining_usd, 0):.6f} is left in this {window}"
+        )

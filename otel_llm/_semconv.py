@@ -24,6 +24,9 @@ __all__ = [
     "ATTEMPTS",
     "BREAKER_EVENT",
     "BREAKER_STATE",
+    "BUDGET_EXCEEDED",
+    "BUDGET_REMAINING",
+    "BUDGET_WINDOW",
     "CONFIG_RELOADS",
     "COST_USD",
     "DURATION_BUCKETS",
@@ -59,6 +62,7 @@ COST_USD: Final = "otel_llm.cost.usd"
 OUTCOME: Final = "otel_llm.outcome"
 BREAKER_STATE: Final = "otel_llm.breaker.state"
 WAIT_SECONDS: Final = "otel_llm.wait.seconds"
+BUDGET_WINDOW: Final = "otel_llm.budget.window"
 
 # Span events on the call span.
 FALLBACK_EVENT: Final = "otel_llm.fallback"
@@ -69,6 +73,8 @@ CALL_DURATION: Final = "otel_llm.call.duration"
 FALLBACKS: Final = "otel_llm.fallbacks"
 BREAKER_TRANSITIONS: Final = "otel_llm.breaker.transitions"
 CONFIG_RELOADS: Final = "otel_llm.config.reloads"
+BUDGET_REMAINING: Final = "otel_llm.budget.remaining"
+BUDGET_EXCEEDED: Final = "otel_llm.budget.exceeded"
 
 RELOAD_OUTCOMES: Final = {outcome: {OUTCOME: outcome} for outcome in ("ok", "rejected")}
 """The attributes of ``otel_llm.config.reloads``, built once."""
@@ -117,6 +123,14 @@ class Instruments:
         )
         self.config_reloads = meter.create_counter(
             CONFIG_RELOADS, unit="{reload}", description="Tries to load a changed configuration, by outcome."
+        )
+        self.budget_remaining = meter.create_gauge(
+            BUDGET_REMAINING, unit="{USD}", description="What an API may still spend in its budget's window."
+        )
+        self.budget_exceeded = meter.create_counter(
+            BUDGET_EXCEEDED,
+            unit="{call}",
+            description="Attempts that did not fit their API's budget: redirected to its 'then' alias, or rejected.",
         )
 
 
