@@ -38,6 +38,7 @@ __all__ = [
     "SELECTION_SOURCE",
     "SERVER_ADDRESS",
     "SERVER_PORT",
+    "STATE_ERRORS",
     "TOKEN_BUCKETS",
     "WAIT_EVENT",
     "WAIT_SECONDS",
@@ -69,6 +70,7 @@ CALL_DURATION: Final = "otel_llm.call.duration"
 FALLBACKS: Final = "otel_llm.fallbacks"
 BREAKER_TRANSITIONS: Final = "otel_llm.breaker.transitions"
 CONFIG_RELOADS: Final = "otel_llm.config.reloads"
+STATE_ERRORS: Final = "otel_llm.state.errors"
 
 RELOAD_OUTCOMES: Final = {outcome: {OUTCOME: outcome} for outcome in ("ok", "rejected")}
 """The attributes of ``otel_llm.config.reloads``, built once."""
@@ -117,6 +119,11 @@ class Instruments:
         )
         self.config_reloads = meter.create_counter(
             CONFIG_RELOADS, unit="{reload}", description="Tries to load a changed configuration, by outcome."
+        )
+        self.state_errors = meter.create_counter(
+            STATE_ERRORS,
+            unit="{error}",
+            description="Budget and breaker operations the shared state server did not serve, by error type.",
         )
 
 
