@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from ._cost import CostFunction
@@ -29,7 +29,7 @@ from ._errors import BudgetExceededError
 from ._guard import guarded
 from ._semconv import API_NAME, BUDGET_WINDOW, instruments
 from ._settings import Budget, BudgetWindow, LLMSettings, api_variable
-from ._state import state_store
+from ._state import LocalState, StateFailure, StateStore, state_store
 
 __all__ = [
     "NANO_USD",
@@ -39,6 +39,7 @@ __all__ = [
     "budget_key",
     "budget_of",
     "clock",
+    "process_store",
     "reachable_aliases",
     "upper_bound_cost",
     "upper_bound_tokens",
@@ -170,7 +171,7 @@ class Spending:
         self.api_name = api_name
         self.budget = budget
         self.limit = round(budget.usd * NANO_USD)
-        self._store = state_store(settings.state_url, settings.state_failure)
+        self._store = process_store(settings.state_url, settings.state_failure)
         self._lapse_s = settings.call_timeout_s
         self._hold: tuple[str, str, int, float] | None = None  # key, reservation, amount, expire_at
         self._attributes = _gauge_attributes(api_name, budget.window)
@@ -228,6 +229,16 @@ class Spending:
             _log.warning("otel-llm: could not settle a reservation of API %r", self.api_name, exc_info=True)
             return
         guarded(instruments.budget_remaining.set, (self.limit - used) / NANO_USD, self._attributes)
+
+
+_LOCAL = LocalState()
+"""This process's own state: the store without ``LLM_STATE_URL``, and the fallback of a shared one."""
+
+
+@cache
+def process_store(url: str | None, failure: StateFailure) -> StateStore:
+    """The store of ``LLM_STATE_URL`` in this process: one per URL and failure mode, all backed by ``_LOCAL``."""
+    return state_store(url, failure, _LOCAL)
 
 
 _settling: set[asyncio.Task[None]] = set()

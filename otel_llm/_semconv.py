@@ -41,6 +41,7 @@ __all__ = [
     "SELECTION_SOURCE",
     "SERVER_ADDRESS",
     "SERVER_PORT",
+    "STATE_ERRORS",
     "TOKEN_BUCKETS",
     "WAIT_EVENT",
     "WAIT_SECONDS",
@@ -75,6 +76,7 @@ BREAKER_TRANSITIONS: Final = "otel_llm.breaker.transitions"
 CONFIG_RELOADS: Final = "otel_llm.config.reloads"
 BUDGET_REMAINING: Final = "otel_llm.budget.remaining"
 BUDGET_EXCEEDED: Final = "otel_llm.budget.exceeded"
+STATE_ERRORS: Final = "otel_llm.state.errors"
 
 RELOAD_OUTCOMES: Final = {outcome: {OUTCOME: outcome} for outcome in ("ok", "rejected")}
 """The attributes of ``otel_llm.config.reloads``, built once."""
@@ -131,6 +133,11 @@ class Instruments:
             BUDGET_EXCEEDED,
             unit="{call}",
             description="Attempts that did not fit their API's budget: redirected to its 'then' alias, or rejected.",
+        )
+        self.state_errors = meter.create_counter(
+            STATE_ERRORS,
+            unit="{error}",
+            description="Budget and breaker operations the shared state server did not serve, by error type.",
         )
 
 

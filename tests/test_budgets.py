@@ -11,7 +11,6 @@ import pytest
 from helpers import metric_points
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otel_llm._state import state_store
 
 from otel_llm import ConfigError, LLMSettings, get_async_llm_client_smart, get_llm_client_smart
 from otel_llm import _budgets as budgets
@@ -38,7 +37,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 @pytest.fixture(autouse=True)
 def fresh_state() -> None:
-    state_store(None, "open").clear()  # the process's own store: each test starts with nothing spent
+    budgets.process_store(None, "open").clear()  # type: ignore[attr-defined]  # the process's own: nothing spent
 
 
 def budgeted(server: MockLLMServer, api: str, usd_limit: float, **budget: object) -> LLMSettings:
@@ -160,7 +159,7 @@ def test_a_stream_holds_its_reservation_until_it_ends(server: MockLLMServer, api
 def test_an_unsettled_reservation_lapses_after_the_call_timeout(
     server: MockLLMServer, api: str, clock: list[float]
 ) -> None:
-    settings = budgeted(server, api, usd(200, MAX_TOKENS))  # one worst case at a time
+    settings = budgeted(server, api, usd(150, MAX_TOKENS))  # one worst case (68 input bytes) at a time, not two
     client = get_llm_client_smart(api, settings=settings)
     abandoned = client.chat.completions.create(messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True)
     with pytest.raises(BudgetExceededError):
@@ -171,7 +170,8 @@ def test_an_unsettled_reservation_lapses_after_the_call_timeout(
 
 
 def test_a_new_window_releases_the_budget(server: MockLLMServer, api: str, clock: list[float]) -> None:
-    client = get_llm_client_smart(api, settings=budgeted(server, api, usd(200, MAX_TOKENS)))
+    # Room for a call of up to 128 output tokens (a worst case of $0.000324), not for one more after a call.
+    client = get_llm_client_smart(api, settings=budgeted(server, api, 0.00034))
     clock[0] = datetime(2026, 12, 2, 23, 59, 59, tzinfo=UTC).timestamp()
     client.chat.completions.create(messages=MESSAGES, max_tokens=MAX_TOKENS)
     with pytest.raises(BudgetExceededError):
@@ -181,7 +181,7 @@ def test_a_new_window_releases_the_budget(server: MockLLMServer, api: str, clock
 
 
 def test_embeddings_count_too(server: MockLLMServer, api: str, clock: list[float]) -> None:
-    settings = budgeted(server, api, 0.00002).model_copy(update={"model_default": "embed"})
+    settings = budgeted(server, api, 0.0002).model_copy(update={"model_default": "embed"})
     client = get_llm_client_smart(api, settings=settings)
     with pytest.raises(BudgetExceededError):
         for _ in range(100):
@@ -256,7 +256,11 @@ def test_bad_budgets_are_rejected_at_load(monkeypatch: pytest.MonkeyPatch, budge
     "values",
     [
         {"model_default": "my-finetune"},
-        {"model_default": "gpt-4.1-mini", "fallbacks": {"gpt-4.1-mini": ["my-finetune"]}},
+        {
+            "model_default": "gpt-4.1-mini",
+            "models": {"ft": {"provider": "openai", "model": "my-finetune"}},
+            "fallbacks": {"gpt-4.1-mini": ["ft"]},
+        },
         {
             "model_default": "gpt-4.1-mini",
             "enable_llm_model_header": True,
