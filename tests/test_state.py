@@ -35,21 +35,6 @@ from otel_llm._state import (
 HOUR = 3600.0
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A plain client on the session's server, emptied for this test."""
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushall()
-    yield client
-    client.close()
-
-
 @pytest.fixture
 def closing() -> Iterator[Callable[[Any], Any]]:
     """Closes the stores handed to it at the end of the test."""
