@@ -48,7 +48,7 @@ from ._breaker import BreakerState
 from ._errors import StateUnavailableError
 from ._state import BreakerCheck, check_amount
 
-__all__ = ["RedisState"]
+__all__ = ["RedisState", "server_name"]
 
 _Arg = str | int | float
 
@@ -180,8 +180,7 @@ class RedisState:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError(f"a state server URL is redis://host:port/db or rediss://...; not {parts.scheme!r}://")
-        host = parts.hostname or "localhost"
-        self.server = f"[{host}]:{parts.port or 6379}" if ":" in host else f"{host}:{parts.port or 6379}"
+        self.server = server_name(url)
         """``host:port``: how messages name the server."""
         self._secrets = [unquote(s) for s in (parts.password, parts.username) if s]
         self._namespace = namespace
@@ -344,6 +343,13 @@ class RedisState:
         found = self._async.pop(asyncio.get_running_loop(), None)
         if found is not None:
             await found[0].aclose()
+
+
+def server_name(url: str) -> str:
+    """``host:port`` of a state server URL: how messages name it (never with the URL's credentials)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    return f"[{host}]:{parts.port or 6379}" if ":" in host else f"{host}:{parts.port or 6379}"
 
 
 def _ms(at: float) -> int:

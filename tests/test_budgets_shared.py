@@ -151,3 +151,32 @@ def _server_spent(client: redis.Redis) -> int:
         for key in client.scan_iter("otel_llm:budget:*")
         if client.type(key) == "hash"
     )
+
+
+def test_check_pings_the_state_server_and_resolve_shows_what_is_left(
+    server: MockLLMServer,
+    redis_client: redis.Redis,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from otel_llm.cli import main
+
+    configure(monkeypatch, server, redis_server.url, 1.0)
+    reload_settings()
+    get_llm_client_smart("keywords").chat.completions.create(messages=MESSAGES, max_tokens=MAX_TOKENS)
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "budget keywords  $1 per day" in out
+    assert f"127.0.0.1:{redis_server.port} answers (LLM_STATE_FAILURE=open)" in out
+    assert main(["resolve", "keywords"]) == 0
+    out = capsys.readouterr().out
+    assert "budget           $1 per day (UTC), then BudgetExceededError" in out
+    assert f"budget left      ${1.0 - billed(server):.6f} (shared by every replica)" in out
+
+    redis_server.kill()
+    try:
+        assert main(["check"]) == 1
+        assert f"the state server 127.0.0.1:{redis_server.port} is unavailable" in capsys.readouterr().err
+    finally:
+        redis_server.start()
