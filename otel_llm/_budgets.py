@@ -143,6 +143,8 @@ def reachable_aliases(api_name: str, settings: LLMSettings) -> list[str]:
     return list(reachable)
 
 
+_MAX_MEMOISED_APIS = 1024
+
 clock: Clock = time.time
 """Where budgets read the time (tests roll a window over by replacing it)."""
 
@@ -153,7 +155,9 @@ def budget_for(api_name: str, settings: LLMSettings) -> Budget | None:
     try:
         return memo[api_name]
     except KeyError:
-        budget = memo[api_name] = budget_of(api_name, settings)
+        budget = budget_of(api_name, settings)
+        if len(memo) < _MAX_MEMOISED_APIS:
+            memo[api_name] = budget
         return budget
 
 
