@@ -15,7 +15,14 @@ from ._client import (
     get_llm_client_smart,
 )
 from ._endpoints import AzureEndpoint, OpenAIEndpoint
-from ._errors import ConfigError, ModelNotAllowedError, StreamTruncatedError, UnknownModelError
+from ._errors import (
+    BudgetExceededError,
+    ConfigError,
+    ModelNotAllowedError,
+    StateUnavailableError,
+    StreamTruncatedError,
+    UnknownModelError,
+)
 from ._live import get_settings, reload_settings
 from ._providers import close_clients
 from ._selection import Headers, Selection, SelectionSource, select_model
@@ -28,6 +35,7 @@ __all__ = [
     "AsyncLLMClient",
     "AzureEndpoint",
     "AzureLLMClient",
+    "BudgetExceededError",
     "ConfigError",
     "Headers",
     "LLMClient",
@@ -37,6 +45,7 @@ __all__ = [
     "Price",
     "Selection",
     "SelectionSource",
+    "StateUnavailableError",
     "StreamTruncatedError",
     "UnknownModelError",
     "__version__",

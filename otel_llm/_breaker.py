@@ -35,18 +35,29 @@ class Breaker:
         self._failures = 0
         self._changed_at = 0.0
 
-    def allow(self, cooldown_s: float) -> tuple[bool, BreakerState | None]:
-        """Whether a call may try this endpoint now."""
+    @property
+    def clean(self) -> bool:
+        """Closed with no failure counted: a success would change nothing."""
+        return self.state == "closed" and not self._failures
+
+    def allow(self, cooldown_s: float, now: float | None = None) -> tuple[bool, BreakerState | None]:
+        """Whether a call may try this endpoint now.
+
+        ``now`` is the caller's clock (the shared state stores pass a wall clock
+        in, so that tests can move it); by default the monotonic clock. One
+        breaker must always be given the same clock.
+        """
         if self.state == "closed":
             return True, None
         with self._lock:
+            at = time.monotonic() if now is None else now
             # Open past its cool-down: this call probes. Half-open with a probe
             # that never reported back (its call ran out of time first): probe again.
-            if time.monotonic() - self._changed_at < cooldown_s:
+            if at - self._changed_at < cooldown_s:
                 return False, None
             moved: BreakerState | None = None if self.state == "half_open" else "half_open"
             self.state = "half_open"
-            self._changed_at = time.monotonic()
+            self._changed_at = at
             return True, moved
 
     def success(self) -> BreakerState | None:
@@ -60,13 +71,13 @@ class Breaker:
             self.state = "closed"
             return "closed"
 
-    def failure(self, threshold: int) -> BreakerState | None:
-        """A retryable failure."""
+    def failure(self, threshold: int, now: float | None = None) -> BreakerState | None:
+        """A retryable failure (``now``: as for :meth:`allow`)."""
         with self._lock:
             self._failures += 1
             if self.state == "half_open" or (self.state == "closed" and self._failures >= threshold):
                 self.state = "open"
-                self._changed_at = time.monotonic()
+                self._changed_at = time.monotonic() if now is None else now
                 return "open"
             return None
 

@@ -32,8 +32,10 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
 from ._apis import CHAT, Api
 from ._breaker import BreakerState, breaker_for
-from ._cost import cost_function
+from ._budgets import Spending, budget_for
+from ._cost import CostFunction, cost_function
 from ._endpoints import Endpoint, state_home
+from ._errors import BudgetExceededError, ConfigError
 from ._guard import guarded
 from ._providers import Provider, async_client, sync_client
 from ._resources import is_selected
@@ -47,6 +49,8 @@ from ._transport import read_deadline
 __all__ = ["LogicalCall", "run_async", "run_sync"]
 
 _RETRYABLE = retry_if_exception(is_retryable)
+_BUDGET_EXCEEDED = "budget_exceeded"
+"""``error.type`` of the fallback step from an alias the budget could not afford to its ``then``."""
 _RAW_RESPONSES = (LegacyAPIResponse, openai.APIResponse, openai.AsyncAPIResponse)
 
 
@@ -67,14 +71,17 @@ class LogicalCall:
         "_failures",
         "_home",
         "_index",
+        "_redirected",
         "alias",
         "api",
         "attempt",
         "body",
         "endpoint",
         "hide_usage_chunk",
+        "is_async",
         "options",
         "settings",
+        "spending",
         "telemetry",
     )
 
@@ -116,6 +123,10 @@ class LogicalCall:
         self._home = state_home(self.endpoint) if api.stateful_arguments and _continues(body, api) else None
         self.attempt: AttemptTelemetry | None = None
         self._deadline_token: Token[float | None] | None = None
+        budget = budget_for(selection.api_name, settings)
+        self.spending = None if budget is None else Spending(selection.api_name, budget, settings)
+        self._redirected = False
+        self.is_async = False
         self.telemetry = CallTelemetry(api, selection)
         self._next_alias(None)
 
@@ -167,6 +178,8 @@ class LogicalCall:
 
     def fall_back(self, error: BaseException) -> bool:
         """The current alias failed for good: move down the chain, or end the call (``False``)."""
+        if isinstance(error, BudgetExceededError):
+            return self._over_budget(error)
         if is_retryable(error) and time.monotonic() < self._deadline and self._next_alias(error_type(error)):
             return True
         if self._failures:
@@ -177,7 +190,42 @@ class LogicalCall:
         self._end(error_type(error))
         return False
 
+    def _over_budget(self, error: BudgetExceededError) -> bool:
+        """The attempt did not fit the API's budget: on to its ``then`` alias, once, or the call ends."""
+        assert self.spending is not None
+        then = self.spending.budget.then
+        redirect = then is not None and then != self.alias and not self._redirected
+        outcome = "redirected" if redirect else "rejected"
+        guarded(self.telemetry.budget_exceeded, outcome)
+        if redirect:
+            assert then is not None
+            self._redirected = True
+            self._chain = [*self._chain[: self._index + 1], then, *self.settings.fallback_chain(then)]
+            if self._next_alias(_BUDGET_EXCEEDED):
+                return True
+        self._end(error_type(error))
+        return False
+
     # -- one attempt --------------------------------------------------------------
+
+    def reserve(self) -> None:
+        """Before an attempt is sent: its worst case against the API's budget (``BudgetExceededError``)."""
+        if self.spending is not None:
+            self.spending.reserve(self._cost(), self.body, self.api.operation != "embeddings")
+
+    async def areserve(self) -> None:
+        if self.spending is not None:
+            await self.spending.areserve(self._cost(), self.body, self.api.operation != "embeddings")
+
+    def _cost(self) -> CostFunction:
+        cost = cost_function(self.alias, self.endpoint, self.settings)
+        if cost is None:  # the settings refuse a budgeted API that can reach an unpriced alias
+            raise ConfigError(f"alias {self.alias!r} has no known price: a budgeted API cannot use it")
+        return cost
+
+    def _settle(self, cost: float | None) -> None:
+        if self.spending is not None:
+            self.spending.settle(cost, self.is_async)
 
     def start_attempt(self, provider: Provider[Any]) -> None:
         """Open the attempt span, aim the request (``options``) at the current alias and
@@ -217,6 +265,7 @@ class LogicalCall:
         assert self.attempt is not None
         self._failures.append(f"#{self.telemetry.attempts} {self.alias}: {error_type(error)}")
         guarded(self.attempt.failed, error)
+        self._settle(0.0)  # the provider did not answer: nothing to pay
         self._breaker_report(error)
 
     def completed(self, response: Any) -> None:
@@ -224,6 +273,7 @@ class LogicalCall:
         assert self.attempt is not None
         self._breaker_report(None)
         self._end(guarded(self.attempt.response, response, default=None))
+        self._settle(self.attempt.cost)
 
     def observer(self, response: Any) -> StreamObserver:
         """The observer of a stream this attempt opened (``response``: its HTTP response)."""
@@ -238,6 +288,8 @@ class LogicalCall:
     def _stream_ended(self, error: BaseException | None, kind: str | None) -> None:
         self._breaker_report(error)
         self._end(kind)
+        assert self.attempt is not None
+        self._settle(self.attempt.cost)  # unknown when the stream broke off: the worst case stays
 
     def _end(self, error: str | None) -> None:
         guarded(self.telemetry.end, self.alias, self._index > 0, error)
@@ -290,6 +342,7 @@ def run_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> 
 
 def _attempt_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     provider = sync_client(call.alias, call.endpoint, call.settings.http_spans)
+    call.reserve()
     call.start_attempt(provider)
     try:
         result = provider.client.request(cast_to, call.options, stream=stream, stream_cls=stream_cls)
@@ -316,6 +369,7 @@ def _attempt_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any
 
 
 async def run_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
+    call.is_async = True
     while True:
         try:
             async for attempt in AsyncRetrying(**call.retrying()):
@@ -328,6 +382,7 @@ async def run_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: A
 
 async def _attempt_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     provider = async_client(call.alias, call.endpoint, call.settings.http_spans)
+    await call.areserve()
     call.start_attempt(provider)
     try:
         result = await provider.client.request(cast_to, call.options, stream=stream, stream_cls=stream_cls)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._cost import CostFunction
     from ._endpoints import Endpoint
     from ._selection import Selection
-    from ._settings import LLMSettings
+    from ._settings import Budget, LLMSettings
     from ._splits import Split
 
 __all__ = ["Derived", "derived"]
@@ -30,7 +30,7 @@ _lock = threading.Lock()
 class Derived:
     """The memos of one settings object (each bounded by its user)."""
 
-    __slots__ = ("allowed", "clients", "costs", "endpoints", "owner", "selections")
+    __slots__ = ("allowed", "budgets", "clients", "costs", "endpoints", "owner", "selections")
 
     def __init__(self, owner: int) -> None:
         self.owner = owner
@@ -41,6 +41,8 @@ class Derived:
         """What rules 3 and 4 give each API: a selection, or a split and the selections it draws from."""
         self.allowed: dict[str, frozenset[str] | None] = {}
         """``LLM_ALLOWED_MODELS`` per API name."""
+        self.budgets: dict[str, Budget | None] = {}
+        """``LLM_BUDGETS`` per API name."""
         self.costs: dict[str, CostFunction | None] = {}
         self.clients: dict[Any, Any] = {}
 

@@ -12,7 +12,14 @@ from collections.abc import Iterable
 import httpx2
 import openai
 
-__all__ = ["ConfigError", "ModelNotAllowedError", "StreamTruncatedError", "UnknownModelError"]
+__all__ = [
+    "BudgetExceededError",
+    "ConfigError",
+    "ModelNotAllowedError",
+    "StateUnavailableError",
+    "StreamTruncatedError",
+    "UnknownModelError",
+]
 
 _WHERE = {"request": "the request_model argument", "header": "the X-LLM-Model header"}
 
@@ -77,3 +84,38 @@ class StreamTruncatedError(openai.APIError):
         else:
             reason = f"the stream stalled: no chunk for {stalled_s:g} s (LLM_STREAM_IDLE_TIMEOUT_S)"
         super().__init__(f"{reason}: the text received is truncated", request, body=None)
+
+
+class BudgetExceededError(openai.OpenAIError):
+    """An attempt did not fit its API's budget (``LLM_BUDGETS``) and the budget names no ``then`` alias
+    (or that one did not fit either): nothing was sent.
+
+    An ``openai.OpenAIError``, so existing handlers of the SDK's errors see it.
+    """
+
+    def __init__(self, api_name: str, usd: float, window: str, needed_usd: float, remaining_usd: float) -> None:
+        self.api_name = api_name
+        self.usd = usd
+        self.window = window
+        super().__init__(
+            f"API {api_name!r} is over its budget of ${usd:g} per {window} (LLM_BUDGETS): this attempt could cost up "
+            f"to ${needed_usd:.6f} and ${max(remaining_usd, 0):.6f} is left in this {window}"
+        )
+
+
+class StateUnavailableError(openai.OpenAIError):
+    """The shared state server (``LLM_STATE_URL``) did not serve an operation.
+
+    Raised to the caller when ``LLM_STATE_FAILURE`` is ``closed``. The message
+    names the server by host and port only: the URL may hold credentials.
+    An ``openai.OpenAIError``, so existing handlers of the SDK's errors see it.
+    """
+
+    def __init__(self, server: str, reason: str, error_type: str = "unavailable") -> None:
+        self.server = server
+        """``host:port`` of the state server."""
+        self.reason = reason
+        """Why: the client's error, or that the server is skipped during a back-off."""
+        self.error_type = error_type
+        """The client's error class (``ConnectionError``...): ``error.type`` of ``otel_llm.state.errors``."""
+        super().__init__(f"the state server {server} is unavailable: {reason}")

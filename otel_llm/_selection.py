@@ -23,6 +23,7 @@ __all__ = [
     "Headers",
     "Selection",
     "SelectionSource",
+    "allowed_aliases",
     "configured_selection",
     "request_headers",
     "select_model",
@@ -147,13 +148,13 @@ def _requested(value: str, source: SelectionSource, api_name: str, settings: LLM
     alias = value.strip()
     if alias not in settings.endpoints:
         raise UnknownModelError(value, source, settings.endpoints)
-    allowed = _allowed(api_name, settings)
+    allowed = allowed_aliases(api_name, settings)
     if allowed is not None and alias not in allowed:
         raise ModelNotAllowedError(value, source, api_name, allowed)
     return alias
 
 
-def _allowed(api_name: str, settings: LLMSettings) -> frozenset[str] | None:
+def allowed_aliases(api_name: str, settings: LLMSettings) -> frozenset[str] | None:
     """``LLM_ALLOWED_MODELS`` for ``api_name``: its own entry, else ``"*"``, else ``None`` (any alias)."""
     memo = derived(settings).allowed
     if api_name in memo:

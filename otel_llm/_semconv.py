@@ -24,6 +24,9 @@ __all__ = [
     "ATTEMPTS",
     "BREAKER_EVENT",
     "BREAKER_STATE",
+    "BUDGET_EXCEEDED",
+    "BUDGET_REMAINING",
+    "BUDGET_WINDOW",
     "CONFIG_RELOADS",
     "COST_USD",
     "DURATION_BUCKETS",
@@ -38,6 +41,7 @@ __all__ = [
     "SELECTION_SOURCE",
     "SERVER_ADDRESS",
     "SERVER_PORT",
+    "STATE_ERRORS",
     "TOKEN_BUCKETS",
     "WAIT_EVENT",
     "WAIT_SECONDS",
@@ -59,6 +63,7 @@ COST_USD: Final = "otel_llm.cost.usd"
 OUTCOME: Final = "otel_llm.outcome"
 BREAKER_STATE: Final = "otel_llm.breaker.state"
 WAIT_SECONDS: Final = "otel_llm.wait.seconds"
+BUDGET_WINDOW: Final = "otel_llm.budget.window"
 
 # Span events on the call span.
 FALLBACK_EVENT: Final = "otel_llm.fallback"
@@ -69,6 +74,9 @@ CALL_DURATION: Final = "otel_llm.call.duration"
 FALLBACKS: Final = "otel_llm.fallbacks"
 BREAKER_TRANSITIONS: Final = "otel_llm.breaker.transitions"
 CONFIG_RELOADS: Final = "otel_llm.config.reloads"
+BUDGET_REMAINING: Final = "otel_llm.budget.remaining"
+BUDGET_EXCEEDED: Final = "otel_llm.budget.exceeded"
+STATE_ERRORS: Final = "otel_llm.state.errors"
 
 RELOAD_OUTCOMES: Final = {outcome: {OUTCOME: outcome} for outcome in ("ok", "rejected")}
 """The attributes of ``otel_llm.config.reloads``, built once."""
@@ -117,6 +125,19 @@ class Instruments:
         )
         self.config_reloads = meter.create_counter(
             CONFIG_RELOADS, unit="{reload}", description="Tries to load a changed configuration, by outcome."
+        )
+        self.budget_remaining = meter.create_gauge(
+            BUDGET_REMAINING, unit="{USD}", description="What an API may still spend in its budget's window."
+        )
+        self.budget_exceeded = meter.create_counter(
+            BUDGET_EXCEEDED,
+            unit="{call}",
+            description="Attempts that did not fit their API's budget: redirected to its 'then' alias, or rejected.",
+        )
+        self.state_errors = meter.create_counter(
+            STATE_ERRORS,
+            unit="{error}",
+            description="Budget and breaker operations the shared state server did not serve, by error type.",
         )
 
 

@@ -12,7 +12,8 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -36,7 +37,7 @@ from ._derived import derived
 from ._endpoints import Endpoint, OpenAIEndpoint
 from ._errors import ConfigError
 
-__all__ = ["LLMSettings", "Price", "api_variable"]
+__all__ = ["Budget", "BudgetWindow", "LLMSettings", "Price", "api_variable"]
 
 _PER_API_PREFIX = "LLM_MODEL_"
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
@@ -59,6 +60,22 @@ class Price(BaseModel):
 
 _Alias = Annotated[str, Field(min_length=1)]
 _Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+BudgetWindow = Literal["minute", "hour", "day", "month"]
+
+
+class Budget(BaseModel):
+    """What one API may spend per calendar window (UTC), and where its calls go past it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    usd: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    window: BudgetWindow
+    then: _Alias | None = None
+    """The alias an attempt that does not fit goes to; without it the call raises ``BudgetExceededError``."""
+    reserve_output_tokens: Annotated[int, Field(ge=1, le=10_000_000)] = 4096
+    """Output tokens reserved for a request that sets no ``max_tokens`` / ``max_output_tokens``."""
+
+
 _CAPTURE_MODES = {
     "true": True,
     "span_only": True,
@@ -101,6 +118,12 @@ class LLMSettings(BaseSettings):
     """``LLM_ALLOWED_MODELS``: API name (or ``"*"``) -> the aliases a request or header may choose for it."""
     splits: Annotated[dict[_Alias, dict[_Alias, _Weight]], NoDecode] = {}
     """``LLM_SPLITS``: API name -> ``{alias: weight}``, a weighted split of that API's traffic."""
+    budgets: Annotated[dict[_Alias, Budget], NoDecode] = {}
+    """``LLM_BUDGETS``: API name -> what it may spend per window."""
+    state_url: str | None = None
+    """``LLM_STATE_URL``: a Redis URL whose server every replica shares budgets and breakers through."""
+    state_failure: Literal["open", "closed"] = "open"
+    """``LLM_STATE_FAILURE``: without the state server, go on with this process's state, or fail the call."""
     config_reload_s: float = Field(0.0, ge=0, le=3600, allow_inf_nan=False)
     """``LLM_CONFIG_RELOAD_S``: seconds between checks of ``LLM_CONFIG_FILE`` for changes; 0 = off."""
     retry_attempts: int = Field(2, ge=1, le=10, strict=False)
@@ -144,7 +167,7 @@ class LLMSettings(BaseSettings):
             sources.append(_TomlSource(settings_cls, Path(config_file)))
         return tuple(sources)
 
-    @field_validator("models", "fallbacks", "prices", "allowed_models", "splits", mode="before")
+    @field_validator("models", "fallbacks", "prices", "allowed_models", "splits", "budgets", mode="before")
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -170,6 +193,14 @@ class LLMSettings(BaseSettings):
             raise ValueError(f"expected one of {', '.join(_CAPTURE_MODES)}")
         return value
 
+    @field_validator("state_url")
+    @classmethod
+    def _check_state_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss"):
+            # The URL may hold a password: the message shows its scheme only.
+            raise ValueError(f"expected a redis:// or rediss:// URL, got scheme {urlsplit(value).scheme!r}")
+        return value
+
     @field_validator("config_reload_s")
     @classmethod
     def _check_reload_interval(cls, value: float) -> float:
@@ -182,6 +213,7 @@ class LLMSettings(BaseSettings):
         _check_fallbacks(self.fallbacks, self.endpoints)
         _check_allowed_models(self.allowed_models, self.endpoints)
         _check_splits(self.splits, self.api_models)
+        _check_budgets(self)
         if self.config_reload_s and self.config_file is None:
             raise ValueError("LLM_CONFIG_RELOAD_S is set but LLM_CONFIG_FILE is not: there is no file to watch")
         return self
@@ -269,6 +301,29 @@ def _check_splits(splits: dict[str, dict[str, float]], api_models: dict[str, str
         variable = api_variable(api)
         if variable in api_models:
             raise ValueError(f"LLM_SPLITS[{api!r}] and {variable} both choose the model of API {api!r}: keep one")
+
+
+def _check_budgets(settings: LLMSettings) -> None:
+    _check_api_names("LLM_BUDGETS", settings.budgets)
+    from ._budgets import reachable_aliases  # a budget needs prices, which need the settings
+    from ._cost import cost_function
+
+    endpoints = settings.endpoints
+    for api, budget in settings.budgets.items():
+        where = f"LLM_BUDGETS[{api!r}]"
+        if api == "*":
+            raise ValueError("LLM_BUDGETS: '*' is not an API name; a budget is given per API")
+        if budget.then is not None and budget.then not in endpoints:
+            raise ValueError(
+                f"{where}['then'] names unknown alias {budget.then!r}; known aliases: {', '.join(sorted(endpoints))}"
+            )
+        for alias in reachable_aliases(api, settings):
+            endpoint = endpoints[alias]
+            if cost_function(alias, endpoint, settings) is None:
+                raise ValueError(
+                    f"{where}: API {api!r} can reach alias {alias!r} (model {endpoint.model!r}), which has no known "
+                    "price, so its spend cannot be counted; price it in LLM_PRICES, or keep the API from it"
+                )
 
 
 def _check_api_names(variable: str, by_api: dict[str, Any]) -> None:

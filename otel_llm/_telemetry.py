@@ -72,6 +72,12 @@ def _call_shape(operation: str, api_name: str, source: str) -> tuple[str, Attrib
 
 
 @lru_cache(maxsize=_SHAPES)
+def _budget_attributes(api_name: str, outcome: str) -> Attributes:
+    """The attributes of ``otel_llm.budget.exceeded``."""
+    return {names.API_NAME: api_name, names.OUTCOME: outcome}
+
+
+@lru_cache(maxsize=_SHAPES)
 def _outcome_attributes(api_name: str, alias: str, source: str, outcome: str) -> Attributes:
     """The attributes of ``otel_llm.call.duration``."""
     return {names.API_NAME: api_name, names.MODEL_ALIAS: alias, names.SELECTION_SOURCE: source, names.OUTCOME: outcome}
@@ -147,6 +153,10 @@ class CallTelemetry:
         self.span.add_event(names.FALLBACK_EVENT, attributes)
         instruments.fallbacks.add(1, attributes)
 
+    def budget_exceeded(self, outcome: str) -> None:
+        """An attempt did not fit the API's budget: ``redirected`` to its ``then`` alias, or ``rejected``."""
+        instruments.budget_exceeded.add(1, _budget_attributes(self.selection.api_name, outcome))
+
     def wait(self, alias: str, seconds: float, error: BaseException) -> None:
         """A backoff (or the provider's Retry-After) before the next attempt on ``alias``."""
         self.span.add_event(
@@ -199,7 +209,7 @@ class AttemptTelemetry:
     """One attempt: a CLIENT span under the call, current while the request is sent
     (so that the HTTP span nests under it)."""
 
-    __slots__ = ("_start", "_token", "api", "body", "call", "capture", "context", "cost_of", "shape", "span")
+    __slots__ = ("_start", "_token", "api", "body", "call", "capture", "context", "cost", "cost_of", "shape", "span")
 
     def __init__(
         self,
@@ -216,6 +226,8 @@ class AttemptTelemetry:
         self.api = call.api
         self.body = body
         self.cost_of = cost_of
+        self.cost: float | None = None
+        """What the attempt cost, once its usage arrived (``None``: unknown, or unpriced)."""
         self.capture = capture
         self.shape = shape = _attempt_shape(self.api.operation, call.selection.api_name, alias, endpoint, *server)
         self._start = default_timer()
@@ -301,6 +313,7 @@ class AttemptTelemetry:
                 {**output_tokens, names.ERROR_TYPE: error},
             )
         # The span ends even when a metric fails to record, and the other way round.
+        self.cost = cost
         guarded(_end_span, span, attributes, error)
         self.call.add(usage, cost)
 

@@ -9,11 +9,13 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
+from ._budgets import NANO_USD, budget_key, budget_of, process_store
 from ._endpoints import key_env
-from ._errors import ConfigError, UnknownModelError
+from ._errors import ConfigError, StateUnavailableError, UnknownModelError
 from ._selection import select_model, split_key_in, split_of
 from ._settings import LLMSettings, api_variable
 from ._tables import print_table, usd
@@ -29,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except (ConfigError, UnknownModelError) as exc:
+    except (ConfigError, UnknownModelError, StateUnavailableError) as exc:
         print(f"otel-llm: {exc}", file=sys.stderr)
         return 1
 
@@ -139,6 +141,17 @@ def _resolve(args: argparse.Namespace) -> int:
         ("api key", f"from {variable} ({'set' if os.environ.get(variable) else 'NOT SET'})"),
         ("fallbacks", " -> ".join(settings.fallback_chain(selection.model)) or "(none)"),
     ]
+    budget = budget_of(args.api, settings)
+    if budget is not None:
+        past = f"then {budget.then}" if budget.then else "then BudgetExceededError"
+        key, _ = budget_key(args.api, budget, time.time())
+        store = process_store(settings.state_url, settings.state_failure)
+        left = store.remaining(key, round(budget.usd * NANO_USD), time.time()) / NANO_USD
+        where = "shared by every replica" if settings.state_url else "this process's own count: nothing spent yet"
+        rows += [
+            ("budget", f"${budget.usd:g} per {budget.window} (UTC), {past}"),
+            ("budget left", f"${left:.6f} ({where})"),
+        ]
     _print_rows(rows)
     return 0
 
@@ -182,6 +195,17 @@ def _check(args: argparse.Namespace) -> int:
     rows += [(f"fallback {alias}", " -> ".join(chain)) for alias, chain in sorted(settings.fallbacks.items())]
     if settings.config_reload_s:
         rows.append(("reload", f"{settings.config_file} checked every {settings.config_reload_s:g} s"))
+    rows += [
+        (f"budget {api}", f"${budget.usd:g} per {budget.window}" + (f", then {budget.then}" if budget.then else ""))
+        for api, budget in sorted(settings.budgets.items())
+    ]
+    if settings.state_url:
+        # A read of a key nobody writes: proves the server answers, in the closed mode's terms.
+        process_store(settings.state_url, "closed").remaining("check", 1, time.time())
+        from ._redis_state import server_name  # redis is imported only when a server is configured
+
+        server = server_name(settings.state_url)
+        rows.append(("state", f"{server} answers (LLM_STATE_FAILURE={settings.state_failure})"))
     _print_rows(rows)
     print("configuration OK")
     return 0

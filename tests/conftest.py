@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 from helpers import KEY
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -12,6 +13,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from redis_server import RedisServer
 
 import otel_llm._live
 from otel_llm.testing import MockLLMServer
@@ -82,3 +84,18 @@ def spans() -> InMemorySpanExporter:
 def metric_reader() -> InMemoryMetricReader:
     """The global metrics (cumulative over the session: tests use their own API names)."""
     return _metric_reader
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A plain client on the session's server, emptied for this test."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushall()
+    yield client
+    client.close()

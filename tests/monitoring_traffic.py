@@ -10,7 +10,8 @@ and that falls back through ``LLM_FALLBACKS``, a burst of such failures on one
 primary, enough to open a per-model circuit breaker, and an experiment:
 ``keywords`` split (``LLM_SPLITS``) between an expensive, slower alias and a
 cheaper one that fails once a wave, for the experiments dashboard; and two
-reloads of the process-wide settings, one loaded and one refused.
+reloads of the process-wide settings, one loaded and one refused; and two
+budgeted APIs, one redirected to its budget's 'then' and one rejected.
 
 Run as a script, this module is the subprocess of ``test_monitoring_live.py``:
 it installs its own global ``MeterProvider`` with the real
@@ -29,7 +30,7 @@ import time
 
 import openai
 
-from otel_llm import ConfigError, LLMSettings, get_llm_client_smart, get_settings, reload_settings
+from otel_llm import BudgetExceededError, ConfigError, LLMSettings, get_llm_client_smart, get_settings, reload_settings
 from otel_llm._demo import demo_models
 from otel_llm.testing import Fault, MockLLMServer
 
@@ -77,6 +78,17 @@ BREAKER_COOLDOWN_S = 0.25
 FAILING_ALIAS = "gpt41"
 """Alias faulted with a 429 once per wave; with no fallback, that call fails."""
 
+BUDGET_API = "cover_letter"
+"""An API with a budget whose 'then' takes the calls its default model cannot afford (outcome ``redirected``)."""
+
+REJECTED_API = "cover_summary"
+"""An API with a budget too small for any call, and no 'then' (outcome ``rejected``)."""
+
+BUDGETS = {
+    BUDGET_API: {"usd": 0.01, "window": "day", "then": "gpt41-mini"},
+    REJECTED_API: {"usd": 0.00001, "window": "day"},
+}
+
 _MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description: Python, OpenTelemetry."}]
 
 
@@ -98,6 +110,7 @@ def traffic_settings(server: MockLLMServer) -> LLMSettings:
             "LLM_MODEL_SEARCH_INDEX": "embed-small",
         },
         splits={SPLIT_API: SPLIT},  # in place of LLM_MODEL_KEYWORDS: both for one API is a ConfigError
+        budgets=BUDGETS,
         fallbacks={FALLBACK_PRIMARY: ["gpt41-mini"], BREAKER_PRIMARY: ["gpt41-mini"]},
         enable_llm_model_override=True,
         enable_llm_model_header=True,
@@ -201,6 +214,21 @@ def run_wave(server: MockLLMServer, settings: LLMSettings) -> None:
     _chat("resume_format", settings, header=BREAKER_PRIMARY)  # the probe: no fault left, the model answers
 
     _reloads()
+    _over_budget(settings)
+
+
+def _over_budget(settings: LLMSettings) -> None:
+    """One call redirected by its budget, one rejected."""
+    # 4000 output tokens: a worst case gpt41 ($8 per 1M out) cannot fit in $0.01, gpt41-mini ($1.6) can.
+    client = get_llm_client_smart(BUDGET_API, settings=settings)
+    response = client.chat.completions.create(messages=_MESSAGES, max_tokens=4000)
+    if response.model != settings.endpoints["gpt41-mini"].request_model:
+        raise AssertionError(f"{BUDGET_API}: expected the budget's 'then' to answer, got {response.model}")
+    try:
+        get_llm_client_smart(REJECTED_API, settings=settings).chat.completions.create(messages=_MESSAGES)
+    except BudgetExceededError:
+        return
+    raise AssertionError(f"{REJECTED_API}: a call fitted a budget too small for any")
 
 
 def _reloads() -> None:

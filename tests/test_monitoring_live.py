@@ -393,6 +393,8 @@ def test_template_variables_list_what_the_sdk_sent(
         ("error_type", "gen_ai_client_operation_duration_seconds_count", {"429", "503"}),
         ("otel_llm_breaker_state", "otel_llm_breaker_transitions_total", {"open", "half_open", "closed"}),
         ("otel_llm_outcome", "otel_llm_config_reloads_total", {"ok", "rejected"}),
+        ("otel_llm_outcome", "otel_llm_budget_exceeded_total", {"redirected", "rejected"}),
+        ("otel_llm_api_name", "otel_llm_budget_remaining", set(monitoring_traffic.BUDGETS)),
     ],
 )
 def test_traffic_covers_every_charted_dimension(

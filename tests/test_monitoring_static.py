@@ -638,13 +638,15 @@ FAMILIES: dict[str, tuple[str, set[str]]] = {
     ),
     "otel_llm_breaker_transitions_total": ("counter", {"otel_llm_model_alias", "otel_llm_breaker_state"}),
     "otel_llm_config_reloads_total": ("counter", {"otel_llm_outcome"}),
+    "otel_llm_budget_remaining": ("gauge", {"otel_llm_api_name", "otel_llm_budget_window"}),
+    "otel_llm_budget_exceeded_total": ("counter", {"otel_llm_api_name", "otel_llm_outcome"}),
 }
 TARGET_LABELS = {"job", "instance"}  # what Prometheus (or the collector) adds to every series
 
 
 def metric_labels(name: str) -> set[str] | None:
     """The labels of a metric name Prometheus sees for SPEC §6, or None if it is not one."""
-    if name in FAMILIES and FAMILIES[name][0] == "counter":
+    if name in FAMILIES and FAMILIES[name][0] in ("counter", "gauge"):
         return FAMILIES[name][1] | TARGET_LABELS
     for suffix, extra in (("_bucket", {"le"}), ("_sum", set()), ("_count", set())):
         family = name.removesuffix(suffix)
