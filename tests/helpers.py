@@ -67,3 +67,23 @@ def all_telemetry(spans: Any, reader: InMemoryMetricReader) -> str:
     if data is not None:
         text.append(data.to_json())
     return "\n".join(text)
+
+
+def debian_binary(name: str, needed_by: str) -> str:
+    """The path of a Debian package's binary (``.ci/run`` installs it); without it the test is
+    skipped, or failed under CI, where a skip would hide that the test did not run."""
+    import os
+    import shutil
+
+    import pytest
+
+    found = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None)
+    if found is None:
+        message = (
+            f"the {name} binary is missing: install Debian's package "
+            f"(apt-get install -y {name}; .ci/run does) to run {needed_by}"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found

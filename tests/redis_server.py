@@ -9,7 +9,6 @@ importable from this module, and import only what they need.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import socket
@@ -20,23 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from helpers import debian_binary
+
 
 def redis_server_binary() -> str:
     """Debian's ``redis-server``; without it the Redis tests are skipped (failed under CI)."""
-    import pytest
-
-    found = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK) else None
-    )
-    if found is None:
-        message = (
-            "the redis-server binary is missing: install Debian's package "
-            "(apt-get install -y redis-server; .ci/run does) to run the state store tests on Redis"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return debian_binary("redis-server", "the state store tests on Redis")
 
 
 def free_port() -> int:

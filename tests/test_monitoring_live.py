@@ -19,7 +19,6 @@ import math
 import os
 import queue
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 
 import monitoring_traffic
 import pytest
+from helpers import debian_binary
 
 import otel_llm
 
@@ -115,16 +115,7 @@ def _free_port() -> int:
 
 
 def _prometheus_binary() -> str:
-    found = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.access("/usr/bin/prometheus", os.X_OK) else None)
-    if found is None:
-        message = (
-            "the prometheus binary is missing: install Debian's package "
-            "(apt-get install -y prometheus; .ci/run does) to run the live dashboard test"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return debian_binary("prometheus", "the live dashboard test")
 
 
 class Prometheus:
