@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +25,36 @@ def server_process(reply_words: int = 16) -> Iterator[str]:
         assert process.stdout is not None
         first_line = process.stdout.readline()
         yield first_line.split(" on ", 1)[1].split()[0]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def redis_process() -> Iterator[str | None]:
+    """Debian's ``redis-server`` on a free loopback port, persisting nothing; yields its URL (``None``: not there)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.terminate()
         process.wait(timeout=10)
