@@ -11,7 +11,8 @@ primary, enough to open a per-model circuit breaker, and an experiment:
 ``keywords`` split (``LLM_SPLITS``) between an expensive, slower alias and a
 cheaper one that fails once a wave, for the experiments dashboard; and two
 reloads of the process-wide settings, one loaded and one refused; and two
-budgeted APIs, one redirected to its budget's 'then' and one rejected.
+budgeted APIs, one redirected to its budget's 'then' and one rejected, and a
+budgeted call whose state server cannot be reached.
 
 Run as a script, this module is the subprocess of ``test_monitoring_live.py``:
 it installs its own global ``MeterProvider`` with the real
@@ -83,6 +84,9 @@ BUDGET_API = "cover_letter"
 
 REJECTED_API = "cover_summary"
 """An API with a budget too small for any call, and no 'then' (outcome ``rejected``)."""
+
+UNREACHABLE_STATE_URL = "redis://127.0.0.1:9/0"
+"""A state server that is not there (the discard port): its operations are the state errors charted."""
 
 BUDGETS = {
     BUDGET_API: {"usd": 0.01, "window": "day", "then": "gpt41-mini"},
@@ -227,8 +231,13 @@ def _over_budget(settings: LLMSettings) -> None:
     try:
         get_llm_client_smart(REJECTED_API, settings=settings).chat.completions.create(messages=_MESSAGES)
     except BudgetExceededError:
-        return
-    raise AssertionError(f"{REJECTED_API}: a call fitted a budget too small for any")
+        pass
+    else:
+        raise AssertionError(f"{REJECTED_API}: a call fitted a budget too small for any")
+    # A state server nobody listens on (LLM_STATE_FAILURE=open): the call goes on, counted by this
+    # process alone, and otel_llm.state.errors counts what the server did not serve.
+    unreachable = settings.model_copy(update={"state_url": UNREACHABLE_STATE_URL})
+    get_llm_client_smart(BUDGET_API, settings=unreachable).chat.completions.create(messages=_MESSAGES, max_tokens=16)
 
 
 def _reloads() -> None:

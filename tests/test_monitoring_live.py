@@ -386,6 +386,7 @@ def test_template_variables_list_what_the_sdk_sent(
         ("otel_llm_outcome", "otel_llm_config_reloads_total", {"ok", "rejected"}),
         ("otel_llm_outcome", "otel_llm_budget_exceeded_total", {"redirected", "rejected"}),
         ("otel_llm_api_name", "otel_llm_budget_remaining", set(monitoring_traffic.BUDGETS)),
+        ("error_type", "otel_llm_state_errors_total", {"ConnectionError"}),
     ],
 )
 def test_traffic_covers_every_charted_dimension(

@@ -640,6 +640,7 @@ FAMILIES: dict[str, tuple[str, set[str]]] = {
     "otel_llm_config_reloads_total": ("counter", {"otel_llm_outcome"}),
     "otel_llm_budget_remaining": ("gauge", {"otel_llm_api_name", "otel_llm_budget_window"}),
     "otel_llm_budget_exceeded_total": ("counter", {"otel_llm_api_name", "otel_llm_outcome"}),
+    "otel_llm_state_errors_total": ("counter", {"error_type"}),
 }
 TARGET_LABELS = {"job", "instance"}  # what Prometheus (or the collector) adds to every series
 
