@@ -5,7 +5,6 @@ Each API of a service gets its own model (request > ``X-LLM-Model`` header >
 ``openai`` client.
 """
 
-from ._breaker import reset_breakers
 from ._client import (
     AsyncAzureLLMClient,
     AsyncLLMClient,
@@ -28,6 +27,7 @@ from ._providers import close_clients
 from ._selection import Headers, Selection, SelectionSource, select_model
 from ._settings import LLMSettings, Price
 from ._setup import configure_telemetry
+from ._state import reset_breakers
 from ._version import __version__
 
 __all__ = [

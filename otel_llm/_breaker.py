@@ -5,10 +5,10 @@ calls go straight to their fallback for ``LLM_BREAKER_COOLDOWN_S``. Then one
 call probes it (half-open): success closes the breaker, failure opens it
 again. The state is kept per endpoint (provider, server, deployment or
 model), not per alias: aliases of one endpoint share what they learn, and a
-reloaded configuration keeps the state of the endpoints it still has. It
-lives in the process and is shared by its threads and event loops; an alias
-that is the last of its chain is tried even when open, since nothing better
-is left.
+reloaded configuration keeps the state of the endpoints it still has. This
+is the state machine; where the state lives (this process, or a state server
+every replica shares) is :mod:`otel_llm._state`'s. An alias that is the last
+of its chain is tried even when open, since nothing better is left.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ import threading
 import time
 from typing import Literal
 
-from ._endpoints import Endpoint
-
-__all__ = ["Breaker", "BreakerState", "breaker_for", "reset_breakers"]
+__all__ = ["Breaker", "BreakerState"]
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -80,27 +78,3 @@ class Breaker:
                 self._changed_at = time.monotonic() if now is None else now
                 return "open"
             return None
-
-
-_lock = threading.Lock()
-_breakers: dict[tuple[str, str | None, str], Breaker] = {}
-
-
-def breaker_for(endpoint: Endpoint) -> Breaker:
-    """The breaker of the endpoint an alias names."""
-    key = (endpoint.provider, endpoint.server, endpoint.request_model)
-    breaker = _breakers.get(key)
-    if breaker is None:
-        with _lock:
-            breaker = _breakers.setdefault(key, Breaker())
-    return breaker
-
-
-def reset_breakers() -> None:
-    """Close every circuit breaker and forget its failures.
-
-    For test suites (the ``otel_llm.testing.pytest_plugin`` fixtures call it
-    between tests) and for an operator who knows a provider is back.
-    """
-    with _lock:
-        _breakers.clear()

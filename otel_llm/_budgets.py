@@ -13,14 +13,13 @@ Amounts are integer nano-dollars, so that sums are exact on every store.
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from ._cost import CostFunction
@@ -29,7 +28,7 @@ from ._errors import BudgetExceededError
 from ._guard import guarded
 from ._semconv import API_NAME, BUDGET_WINDOW, instruments
 from ._settings import Budget, BudgetWindow, LLMSettings, api_variable
-from ._state import LocalState, StateFailure, StateStore, state_store
+from ._state import in_background, process_store
 
 __all__ = [
     "NANO_USD",
@@ -39,7 +38,6 @@ __all__ = [
     "budget_key",
     "budget_of",
     "clock",
-    "process_store",
     "reachable_aliases",
     "upper_bound_cost",
     "upper_bound_tokens",
@@ -215,9 +213,7 @@ class Spending:
         key, reservation, amount, expire_at = hold
         cost = amount if cost_usd is None else min(round(cost_usd * NANO_USD), amount)
         if is_async:
-            task = asyncio.get_running_loop().create_task(self._asettle(key, reservation, cost, expire_at))
-            _settling.add(task)
-            task.add_done_callback(_settling.discard)
+            in_background(self._asettle(key, reservation, cost, expire_at))
             return
         try:
             used = self._store.settle(key, reservation, cost, expire_at)
@@ -233,20 +229,6 @@ class Spending:
             _log.warning("otel-llm: could not settle a reservation of API %r", self.api_name, exc_info=True)
             return
         guarded(instruments.budget_remaining.set, (self.limit - used) / NANO_USD, self._attributes)
-
-
-_LOCAL = LocalState()
-"""This process's own state: the store without ``LLM_STATE_URL``, and the fallback of a shared one."""
-
-
-@cache
-def process_store(url: str | None, failure: StateFailure) -> StateStore:
-    """The store of ``LLM_STATE_URL`` in this process: one per URL and failure mode, all backed by ``_LOCAL``."""
-    return state_store(url, failure, _LOCAL)
-
-
-_settling: set[asyncio.Task[None]] = set()
-"""Settlements under way (an event loop keeps only weak references to its tasks)."""
 
 
 @lru_cache(maxsize=1024)

@@ -17,8 +17,9 @@ before its first output: the attempt reads that far ahead.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from contextvars import Token
 from functools import lru_cache
 from typing import Any
@@ -30,8 +31,9 @@ from openai._legacy_response import LegacyAPIResponse
 from openai._models import FinalRequestOptions
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
+from . import _budgets
 from ._apis import CHAT, Api
-from ._breaker import BreakerState, breaker_for
+from ._breaker import BreakerState
 from ._budgets import Spending, budget_for
 from ._cost import CostFunction, cost_function
 from ._endpoints import Endpoint, state_home
@@ -42,12 +44,14 @@ from ._resources import is_selected
 from ._retry import is_retryable, stop_for_call, wait_for_provider
 from ._selection import Selection, with_request_model
 from ._settings import LLMSettings
+from ._state import BreakerCheck, in_background, process_store
 from ._streams import AsyncObservedStream, ObservedRawResponse, ObservedStream, StreamObserver
 from ._telemetry import AttemptTelemetry, CallTelemetry, error_type
 from ._transport import read_deadline
 
 __all__ = ["LogicalCall", "run_async", "run_sync"]
 
+_log = logging.getLogger("otel_llm")
 _RETRYABLE = retry_if_exception(is_retryable)
 _BUDGET_EXCEEDED = "budget_exceeded"
 """``error.type`` of the fallback step from an alias the budget could not afford to its ``then``."""
@@ -66,6 +70,8 @@ class LogicalCall:
         "_bounded",
         "_caller_timeout",
         "_chain",
+        "_checked",
+        "_clean",
         "_deadline",
         "_deadline_token",
         "_failures",
@@ -82,6 +88,7 @@ class LogicalCall:
         "options",
         "settings",
         "spending",
+        "store",
         "telemetry",
     )
 
@@ -123,6 +130,9 @@ class LogicalCall:
         self._home = state_home(self.endpoint) if api.stateful_arguments and _continues(body, api) else None
         self.attempt: AttemptTelemetry | None = None
         self._deadline_token: Token[float | None] | None = None
+        self.store = process_store(settings.state_url, settings.state_failure)
+        self._checked = -1  # the index of the alias whose breaker this call asked last
+        self._clean = True
         budget = budget_for(selection.api_name, settings)
         self.spending = None if budget is None else Spending(selection.api_name, budget, settings)
         self._redirected = False
@@ -133,14 +143,12 @@ class LogicalCall:
     # -- the chain of aliases ---------------------------------------------------
 
     def _next_alias(self, reason: str | None) -> bool:
-        """Move to the next alias that may be tried.
+        """Move to the next alias that may be tried (its breaker is asked before its first attempt).
 
-        An open breaker is skipped unless it is the last of the chain; an alias
-        that cannot hold the call's stored state is always skipped.
+        An alias that cannot hold the call's stored state is skipped.
         """
         previous = self.alias if self._index >= 0 else None
-        last = len(self._chain) - 1
-        while self._index < last:
+        while self._index < len(self._chain) - 1:
             self._index += 1
             alias = self._chain[self._index]
             if previous is not None and reason is not None:
@@ -150,15 +158,15 @@ class LogicalCall:
                 self._failures.append(f"{alias}: skipped, it cannot see the stored state")
                 previous, reason = alias, "stateful"
                 continue
-            allowed, moved = breaker_for(endpoint).allow(self.settings.breaker_cooldown_s)
-            self._breaker_moved(alias, moved)
-            if allowed or self._index == last:
-                self.alias = alias
-                self.endpoint = endpoint
-                return True
-            self._failures.append(f"{alias}: skipped, circuit open")
-            previous, reason = alias, "circuit_open"
+            self.alias = alias
+            self.endpoint = endpoint
+            return True
         return False
+
+    def _can_move_on(self) -> bool:
+        """Whether an alias after the current one could take the call."""
+        later = self._chain[self._index + 1 :]
+        return any(self._home is None or state_home(self.settings.endpoints[a]) == self._home for a in later)
 
     def retrying(self) -> dict[str, Any]:
         """The tenacity policy for the current alias."""
@@ -178,6 +186,9 @@ class LogicalCall:
 
     def fall_back(self, error: BaseException) -> bool:
         """The current alias failed for good: move down the chain, or end the call (``False``)."""
+        if isinstance(error, _CircuitOpen):
+            self._failures.append(f"{self.alias}: skipped, circuit open")
+            return self._next_alias("circuit_open")
         if isinstance(error, BudgetExceededError):
             return self._over_budget(error)
         if is_retryable(error) and time.monotonic() < self._deadline and self._next_alias(error_type(error)):
@@ -208,14 +219,28 @@ class LogicalCall:
 
     # -- one attempt --------------------------------------------------------------
 
-    def reserve(self) -> None:
-        """Before an attempt is sent: its worst case against the API's budget (``BudgetExceededError``)."""
+    def before_attempt(self) -> None:
+        """Before an attempt is sent: the alias's breaker, once a call (``_CircuitOpen`` to skip it),
+        then the attempt's worst case against the API's budget (``BudgetExceededError``)."""
+        if self._checked != self._index:
+            key, cooldown = _breaker_key(self.endpoint), self.settings.breaker_cooldown_s
+            self._breaker_checked(self.store.breaker_check(key, cooldown, _budgets.clock()))
         if self.spending is not None:
             self.spending.reserve(self._cost(), self.body, self.api.operation != "embeddings")
 
-    async def areserve(self) -> None:
+    async def abefore_attempt(self) -> None:
+        if self._checked != self._index:
+            key, cooldown = _breaker_key(self.endpoint), self.settings.breaker_cooldown_s
+            self._breaker_checked(await self.store.abreaker_check(key, cooldown, _budgets.clock()))
         if self.spending is not None:
             await self.spending.areserve(self._cost(), self.body, self.api.operation != "embeddings")
+
+    def _breaker_checked(self, check: BreakerCheck) -> None:
+        self._checked = self._index
+        self._clean = check.clean
+        self._breaker_moved(self.alias, check.moved)
+        if not check.allowed and self._can_move_on():  # the last alias is tried even when open
+            raise _CircuitOpen
 
     def _cost(self) -> CostFunction:
         cost = cost_function(self.alias, self.endpoint, self.settings)
@@ -296,17 +321,56 @@ class LogicalCall:
 
     def _breaker_report(self, error: BaseException | None) -> None:
         """Tell the current endpoint's breaker how it went: a retryable error is a
-        failure, anything else (an error that is not retryable too) an answer."""
-        breaker = breaker_for(self.endpoint)
-        if error is not None and is_retryable(error):
-            moved = breaker.failure(self.settings.breaker_failures)
-        else:
-            moved = breaker.success()
-        self._breaker_moved(self.alias, moved)
+        failure, anything else (an error that is not retryable too) an answer.
+        A success of a clean breaker changes nothing, so it is not sent."""
+        failed = error is not None and is_retryable(error)
+        if not failed and self._clean:
+            return
+        self._clean = not failed
+        key, alias, settings = _breaker_key(self.endpoint), self.alias, self.settings
+        if self.is_async:  # from a sync callback (an attempt's end, a stream's): the report waits for nobody
+            report = (
+                self.store.abreaker_failure(
+                    key, settings.breaker_failures, settings.breaker_cooldown_s, _budgets.clock()
+                )
+                if failed
+                else self.store.abreaker_success(key)
+            )
+            in_background(self._reported(alias, report))
+            return
+        try:
+            if failed:
+                moved = self.store.breaker_failure(
+                    key, settings.breaker_failures, settings.breaker_cooldown_s, _budgets.clock()
+                )
+            else:
+                moved = self.store.breaker_success(key)
+        except Exception:  # the state server is gone (closed mode): the call's own outcome stands
+            _log.warning("otel-llm: could not report to the breaker of alias %r", alias, exc_info=True)
+            return
+        self._breaker_moved(alias, moved)
+
+    async def _reported(self, alias: str, report: Awaitable[BreakerState | None]) -> None:
+        try:
+            moved = await report
+        except Exception:
+            _log.warning("otel-llm: could not report to the breaker of alias %r", alias, exc_info=True)
+            return
+        self._breaker_moved(alias, moved)
 
     def _breaker_moved(self, alias: str, state: BreakerState | None) -> None:
         if state is not None:
             guarded(self.telemetry.breaker, alias, state)
+
+
+class _CircuitOpen(Exception):
+    """The alias's breaker is open and a later alias can take the call: skip it, no attempt made."""
+
+
+@lru_cache(maxsize=1024)
+def _breaker_key(endpoint: Endpoint) -> str:
+    """Breakers are per endpoint (provider, server, deployment or model): aliases of one share what they learn."""
+    return f"{endpoint.provider}|{endpoint.server or ''}|{endpoint.request_model}"
 
 
 def _continues(body: Mapping[str, Any], api: Api) -> bool:
@@ -342,7 +406,7 @@ def run_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> 
 
 def _attempt_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     provider = sync_client(call.alias, call.endpoint, call.settings.http_spans)
-    call.reserve()
+    call.before_attempt()
     call.start_attempt(provider)
     try:
         result = provider.client.request(cast_to, call.options, stream=stream, stream_cls=stream_cls)
@@ -382,7 +446,7 @@ async def run_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: A
 
 async def _attempt_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     provider = async_client(call.alias, call.endpoint, call.settings.http_spans)
-    await call.areserve()
+    await call.abefore_attempt()
     call.start_attempt(provider)
     try:
         result = await provider.client.request(cast_to, call.options, stream=stream, stream_cls=stream_cls)

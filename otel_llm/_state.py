@@ -24,12 +24,14 @@ be reached.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol, TypeVar
+from functools import cache
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from . import _semconv as semconv
 from ._breaker import Breaker, BreakerState
@@ -43,6 +45,9 @@ __all__ = [
     "SharedState",
     "StateFailure",
     "StateStore",
+    "in_background",
+    "process_store",
+    "reset_breakers",
     "state_store",
 ]
 
@@ -295,6 +300,11 @@ class LocalState:
             if breaker is None:
                 breaker = self._breakers[key] = Breaker()
             return breaker.failure(threshold, now)
+
+    def clear_breakers(self) -> None:
+        """Close every breaker (``reset_breakers``); budgets stay."""
+        with self._lock:
+            self._breakers.clear()
 
     def clear(self) -> None:
         """Forget every budget and breaker (for tests and ``reset_breakers``)."""
@@ -635,3 +645,35 @@ def state_store(url: str | None, failure: StateFailure = "open", local: LocalSta
 
     remote = RedisState(url)
     return SharedState(remote, local, failure, server=remote.server)
+
+
+_LOCAL = LocalState()
+"""This process's own state: the store without ``LLM_STATE_URL``, and what a shared one falls back on."""
+
+
+@cache
+def process_store(url: str | None, failure: StateFailure) -> StateStore:
+    """The store of ``LLM_STATE_URL`` in this process: one per URL and failure mode, all backed by ``_LOCAL``."""
+    return state_store(url, failure, _LOCAL)
+
+
+def reset_breakers() -> None:
+    """Close every circuit breaker of this process and forget its failures.
+
+    For test suites (the ``otel_llm.testing.pytest_plugin`` fixtures call it
+    between tests) and for an operator who knows a provider is back. Breakers
+    on a shared state server are left alone: they expire there by themselves.
+    """
+    _LOCAL.clear_breakers()
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Run a state operation on the running loop without waiting for it: an async call's settlement or
+    breaker report, which its caller, or its stream's last chunk, need not wait for (the loop keeps
+    only weak references to its tasks)."""
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)

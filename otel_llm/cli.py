@@ -13,11 +13,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from ._budgets import NANO_USD, budget_key, budget_of, process_store
+from ._budgets import NANO_USD, budget_key, budget_of
 from ._endpoints import key_env
 from ._errors import ConfigError, StateUnavailableError, UnknownModelError
 from ._selection import select_model, split_key_in, split_of
 from ._settings import LLMSettings, api_variable
+from ._state import process_store
 from ._tables import print_table, usd
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_llm import ConfigError, LLMSettings, get_async_llm_client_smart, get_llm_client_smart
 from otel_llm import _budgets as budgets
 from otel_llm._errors import BudgetExceededError
+from otel_llm._state import process_store
 from otel_llm.testing import MockLLMServer
 from otel_llm.testing import _tokens as tokens
 
@@ -37,7 +38,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 @pytest.fixture(autouse=True)
 def fresh_state() -> None:
-    budgets.process_store(None, "open").clear()  # type: ignore[attr-defined]  # the process's own: nothing spent
+    process_store(None, "open").clear()  # type: ignore[attr-defined]  # the process's own: nothing spent
 
 
 def budgeted(server: MockLLMServer, api: str, usd_limit: float, **budget: object) -> LLMSettings:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .._breaker import reset_breakers
+from .._state import reset_breakers
 from . import MockLLMServer
 
 __all__ = ["llm_server", "otel_llm_breakers_reset"]

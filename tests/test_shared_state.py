@@ -1,4 +1,4 @@
-"""Budgets shared by replicas through a real Redis server (LLM_STATE_URL), and what happens when it is gone."""
+"""Budgets and breakers shared by replicas through a real Redis server (LLM_STATE_URL), and outages."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from redis_server import RedisServer
 
 from otel_llm import BudgetExceededError, get_llm_client_smart, reload_settings
 from otel_llm._errors import StateUnavailableError
-from otel_llm.testing import MockLLMServer
+from otel_llm.testing import Fault, MockLLMServer
 from otel_llm.testing import _tokens as tokens
 
 HERE = Path(__file__).parent
@@ -180,3 +180,33 @@ def test_check_pings_the_state_server_and_resolve_shows_what_is_left(
         assert f"the state server 127.0.0.1:{redis_server.port} is unavailable" in capsys.readouterr().err
     finally:
         redis_server.start()
+
+
+def test_a_breaker_opened_in_one_replica_is_open_in_another_at_its_next_call(
+    server: MockLLMServer, redis_client: redis.Redis, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def model(name: str) -> dict[str, str]:
+        return {"provider": "openai", "model": name, "base_url": server.base_url, "api_key_env": "TEST_KEY"}
+
+    monkeypatch.setenv("LLM_MODELS", json.dumps({"primary": model("gpt-4.1"), "backup": model("gpt-4.1-mini")}))
+    monkeypatch.setenv("LLM_MODEL_DEFAULT", "primary")
+    monkeypatch.setenv("LLM_FALLBACKS", json.dumps({"primary": ["backup"]}))
+    monkeypatch.setenv("LLM_STATE_URL", redis_server.url)
+    monkeypatch.setenv("LLM_RETRY_ATTEMPTS", "1")
+    monkeypatch.setenv("LLM_BREAKER_FAILURES", "2")
+    monkeypatch.setenv("LLM_BREAKER_COOLDOWN_S", "60")
+    reload_settings()
+    server.add_faults("gpt-4.1", Fault.status(503), Fault.status(503))
+    client = get_llm_client_smart("keywords")
+    for _ in range(2):  # each saved by the backup; the second failure opens the primary's breaker
+        assert client.chat.completions.create(messages=MESSAGES).model == "gpt-4.1-mini"
+    sent_to_primary = sum(r.model == "gpt-4.1" for r in server.requests)
+
+    other_replica = (
+        "from otel_llm import get_llm_client_smart\n"
+        "client = get_llm_client_smart('keywords')\n"
+        "print(client.chat.completions.create(messages=[{'role': 'user', 'content': 'hi'}]).model)"
+    )
+    answered = subprocess.run([sys.executable, "-c", other_replica], capture_output=True, text=True, check=True)
+    assert answered.stdout.strip() == "gpt-4.1-mini"
+    assert sum(r.model == "gpt-4.1" for r in server.requests) == sent_to_primary == 2  # the replica skipped it
