@@ -67,6 +67,7 @@ def main() -> None:
         lean = LLMSettings(models={"mini": model}, model_default="mini", http_spans=False)
         budget = {"keywords": {"usd": 1e6, "window": "day"}}  # never refuses: what is timed is the accounting
         in_process = LLMSettings(models={"mini": model}, model_default="mini", http_spans=False, budgets=budget)
+        shared = LLMSettings(models={"mini": model}, model_default="mini", http_spans=False, state_url=redis_url)
         on_redis = LLMSettings(
             models={"mini": model}, model_default="mini", http_spans=False, budgets=budget, state_url=redis_url
         )
@@ -100,8 +101,9 @@ def main() -> None:
             "Responses API, default (HTTP spans)": (raw_responses, lambda: responses(default)),
             "non-streamed, lean, a budget in the process": (raw_chat, lambda: chat(in_process)),
         }
-        if redis_url is not None:
-            scenarios["non-streamed, lean, a budget on Redis (loopback)"] = (raw_chat, lambda: chat(on_redis))
+        if redis_url is not None:  # one round trip a call (the breaker), then three (and the budget's two)
+            scenarios["non-streamed, lean, breakers on Redis (loopback)"] = (raw_chat, lambda: chat(shared))
+            scenarios["non-streamed, lean, breakers and a budget on Redis"] = (raw_chat, lambda: chat(on_redis))
         print(f"openai {openai.__version__}; {args.rounds} rounds x {args.block} calls per block, interleaved")
         for label, (raw_call, our_call) in scenarios.items():
             comparison = interleaved(raw_call, our_call, args.rounds, args.block)
