@@ -211,7 +211,9 @@ class Spending:
         if hold is None:
             return
         key, reservation, amount, expire_at = hold
-        cost = amount if cost_usd is None else min(round(cost_usd * NANO_USD), amount)
+        # The real cost counts even above the worst case (a request the estimate missed, images say):
+        # the spend stays true, and the next reservations see it.
+        cost = amount if cost_usd is None else round(cost_usd * NANO_USD)
         if is_async:
             in_background(self._asettle(key, reservation, cost, expire_at))
             return
