@@ -260,8 +260,11 @@ def compare_settings(settings: LLMSettings, aliases: Sequence[str]) -> LLMSettin
     )
     if missing:
         raise ConfigError(f"API key variable not set: {', '.join(missing)}")
-    # The operator pins the aliases, not a request: LLM_ALLOWED_MODELS does not apply.
-    return settings.model_copy(update={"enable_llm_model_override": True, "fallbacks": {}, "allowed_models": {}})
+    # The operator pins the aliases, not a request: LLM_ALLOWED_MODELS does not apply; and the
+    # operator bounds the spend with --calls: a budget's redirect would answer from another alias.
+    return settings.model_copy(
+        update={"enable_llm_model_override": True, "fallbacks": {}, "allowed_models": {}, "budgets": {}}
+    )
 
 
 @contextmanager

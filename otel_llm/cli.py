@@ -68,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         help="send the same prompts through several aliases and compare them side by side",
         description="Send the same prompts through each alias, as configured, and print one row per alias: calls, "
         "errors, latency P50 / P95, time to first chunk, tokens, cost, and whether P95 is under 2 s. Each alias is "
-        "pinned and its fallbacks are off (a comparison of A must not be answered by A's fallback); retries stay as "
-        "configured (LLM_RETRY_ATTEMPTS). Calls are streamed chat completions.",
+        "pinned and its fallbacks are off (a comparison of A must not be answered by A's fallback), and so are the "
+        "API's budget and allowlist (--calls bounds the spend); retries stay as configured (LLM_RETRY_ATTEMPTS). "
+        "Calls are streamed chat completions.",
     )
     compare.add_argument("api", help="the API name the calls are made for, e.g. keywords")
     compare.add_argument(

@@ -184,9 +184,10 @@ def test_retries_stay_as_configured(on_server: MockLLMServer, capsys: pytest.Cap
 def test_aliases_a_request_may_not_choose_are_compared_anyway(
     on_server: MockLLMServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The operator pins the aliases, not a request: LLM_ALLOWED_MODELS does not apply, nor a split."""
+    """The operator pins the aliases, not a request: LLM_ALLOWED_MODELS does not apply, nor a split or a budget."""
     monkeypatch.setenv("LLM_ALLOWED_MODELS", json.dumps({"*": ["big"]}))
     monkeypatch.setenv("LLM_SPLITS", json.dumps({"keywords": {"big": 1}}))
+    monkeypatch.setenv("LLM_BUDGETS", json.dumps({"keywords": {"usd": 0.000001, "window": "day", "then": "big"}}))
     rows = rows_of(run_json(capsys, "keywords", "--models", "mini,azure", "--calls", "2"))
     assert (rows["mini"]["errors"], rows["azure"]["errors"]) == (0, 0)
     assert Counter(request.model for request in on_server.requests) == {"gpt-4.1-mini": 2, "gpt-4o-2": 2}
