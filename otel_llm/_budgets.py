@@ -16,6 +16,7 @@ from __future__ import annotations
 import calendar
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from ._derived import derived
 from ._errors import BudgetExceededError
 from ._guard import guarded
 from ._semconv import API_NAME, BUDGET_WINDOW, instruments
-from ._settings import Budget, BudgetWindow, LLMSettings, api_variable
+from ._settings import Budget, BudgetWindow, LLMSettings, api_entry, api_variable
 from ._state import in_background, process_store
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "Spending",
     "budget_for",
     "budget_key",
-    "budget_of",
     "clock",
     "reachable_aliases",
     "upper_bound_cost",
@@ -51,15 +51,6 @@ _log = logging.getLogger("otel_llm")
 
 Clock = Callable[[], float]
 """Wall-clock epoch seconds: calendar windows are the same in every replica."""
-
-
-def budget_of(api_name: str, settings: LLMSettings) -> Budget | None:
-    """The ``LLM_BUDGETS`` entry of ``api_name``, whichever way the API name was spelt."""
-    variable = api_variable(api_name)
-    for name, budget in settings.budgets.items():
-        if api_variable(name) == variable:
-            return budget
-    return None
 
 
 def window_of(window: BudgetWindow, now: float) -> tuple[str, float]:
@@ -110,7 +101,7 @@ def upper_bound_tokens(body: Mapping[str, Any], reserve_output_tokens: int, gene
 
 def upper_bound_cost(cost: Callable[[int, int, int], float], input_tokens: int, output_tokens: int) -> int:
     """The worst case of an attempt, in nano-dollars (rounded up)."""
-    return -int(-cost(input_tokens, output_tokens, 0) * NANO_USD // 1)
+    return math.ceil(cost(input_tokens, output_tokens, 0) * NANO_USD)
 
 
 def reachable_aliases(api_name: str, settings: LLMSettings) -> list[str]:
@@ -131,7 +122,7 @@ def reachable_aliases(api_name: str, settings: LLMSettings) -> list[str]:
     if settings.enable_llm_model_override or settings.enable_llm_model_header:
         allowed = allowed_aliases(api_name, settings)
         first += sorted(settings.endpoints) if allowed is None else sorted(allowed)
-    budget = budget_of(api_name, settings)
+    budget = api_entry(settings.budgets, api_name)
     if budget is not None and budget.then is not None:
         first.append(budget.then)
     reachable: dict[str, None] = {}
@@ -148,12 +139,12 @@ clock: Clock = time.time
 
 
 def budget_for(api_name: str, settings: LLMSettings) -> Budget | None:
-    """:func:`budget_of`, memoised per settings: every call of a budgeted API asks."""
+    """The ``LLM_BUDGETS`` entry of ``api_name``, memoised per settings: every call asks."""
     memo = derived(settings).budgets
     try:
         return memo[api_name]
     except KeyError:
-        budget = budget_of(api_name, settings)
+        budget = api_entry(settings.budgets, api_name)
         if len(memo) < _MAX_MEMOISED_APIS:
             memo[api_name] = budget
         return budget

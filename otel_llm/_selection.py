@@ -16,7 +16,7 @@ from typing import Literal
 from ._derived import derived
 from ._errors import ConfigError, ModelNotAllowedError, UnknownModelError
 from ._live import get_settings
-from ._settings import LLMSettings, api_variable
+from ._settings import LLMSettings, api_entry, api_variable
 from ._splits import Split
 
 __all__ = [
@@ -121,11 +121,8 @@ def configured_selection(api_name: str, settings: LLMSettings, split_key: str | 
 
 def split_of(api_name: str, settings: LLMSettings) -> Split | None:
     """The ``LLM_SPLITS`` entry of ``api_name``, whichever way the API name was spelt."""
-    variable = api_variable(api_name)
-    for name, weights in settings.splits.items():
-        if api_variable(name) == variable:
-            return Split(variable, weights)
-    return None
+    weights = api_entry(settings.splits, api_name)
+    return None if weights is None else Split(api_variable(api_name), weights)
 
 
 def _configured(api_name: str, settings: LLMSettings) -> Selection | tuple[Split, dict[str, Selection]]:
@@ -159,12 +156,9 @@ def allowed_aliases(api_name: str, settings: LLMSettings) -> frozenset[str] | No
     memo = derived(settings).allowed
     if api_name in memo:
         return memo[api_name]
-    variable = api_variable(api_name)
-    entry = settings.allowed_models.get("*")
-    for name, aliases in settings.allowed_models.items():
-        if name != "*" and api_variable(name) == variable:
-            entry = aliases
-            break
+    entry = api_entry(settings.allowed_models, api_name)
+    if entry is None:
+        entry = settings.allowed_models.get("*")
     allowed = None if entry is None else frozenset(entry)
     if len(memo) < _MAX_MEMOISED_APIS:
         memo[api_name] = allowed

@@ -11,8 +11,9 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -37,8 +38,9 @@ from ._derived import derived
 from ._endpoints import Endpoint, OpenAIEndpoint
 from ._errors import ConfigError
 
-__all__ = ["Budget", "BudgetWindow", "LLMSettings", "Price", "api_variable"]
+__all__ = ["Budget", "BudgetWindow", "LLMSettings", "Price", "api_entry", "api_variable"]
 
+_T = TypeVar("_T")
 _PER_API_PREFIX = "LLM_MODEL_"
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
 
@@ -46,6 +48,16 @@ _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]")
 def api_variable(api_name: str) -> str:
     """``LLM_MODEL_<API>`` for an API name: ``gap-analysis`` -> ``LLM_MODEL_GAP_ANALYSIS``."""
     return _PER_API_PREFIX + _NOT_ALNUM.sub("_", api_name).upper()
+
+
+def api_entry(entries: Mapping[str, _T], api_name: str) -> _T | None:
+    """The entry of ``api_name`` in a per-API setting (``LLM_SPLITS``, ``LLM_BUDGETS``, ...), whichever
+    way the API name was spelt there: ``gap-analysis`` and ``gap_analysis`` are one API. Never ``"*"``."""
+    variable = api_variable(api_name)
+    for name, entry in entries.items():
+        if name != "*" and api_variable(name) == variable:
+            return entry
+    return None
 
 
 class Price(BaseModel):

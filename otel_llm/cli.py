@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from ._budgets import NANO_USD, budget_key, budget_of
+from ._budgets import NANO_USD, budget_for, budget_key
 from ._endpoints import key_env
 from ._errors import ConfigError, StateUnavailableError, UnknownModelError
 from ._selection import select_model, split_key_in, split_of
@@ -143,7 +143,7 @@ def _resolve(args: argparse.Namespace) -> int:
         ("api key", f"from {variable} ({'set' if os.environ.get(variable) else 'NOT SET'})"),
         ("fallbacks", " -> ".join(settings.fallback_chain(selection.model)) or "(none)"),
     ]
-    budget = budget_of(args.api, settings)
+    budget = budget_for(args.api, settings)
     if budget is not None:
         past = f"then {budget.then}" if budget.then else "then BudgetExceededError"
         key, _ = budget_key(args.api, budget, time.time())
