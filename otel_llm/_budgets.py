@@ -29,7 +29,7 @@ from ._errors import BudgetExceededError
 from ._guard import guarded
 from ._semconv import API_NAME, BUDGET_WINDOW, instruments
 from ._settings import Budget, BudgetWindow, LLMSettings, api_entry, api_variable
-from ._state import in_background, process_store
+from ._state import StateStore, in_background
 
 __all__ = [
     "NANO_USD",
@@ -160,12 +160,13 @@ class Spending:
 
     __slots__ = ("_attributes", "_hold", "_lapse_s", "_store", "api_name", "budget", "limit")
 
-    def __init__(self, api_name: str, budget: Budget, settings: LLMSettings) -> None:
+    def __init__(self, api_name: str, budget: Budget, store: StateStore, lapse_s: float) -> None:
         self.api_name = api_name
         self.budget = budget
         self.limit = round(budget.usd * NANO_USD)
-        self._store = process_store(settings.state_url, settings.state_failure)
-        self._lapse_s = settings.call_timeout_s
+        self._store = store
+        self._lapse_s = lapse_s
+        """How long a reservation holds if never settled: the call's deadline (``LLM_CALL_TIMEOUT_S``)."""
         self._hold: tuple[str, str, int, float] | None = None  # key, reservation, amount, expire_at
         self._attributes = _gauge_attributes(api_name, budget.window)
 

@@ -134,7 +134,9 @@ class LogicalCall:
         self._checked = -1  # the index of the alias whose breaker this call asked last
         self._clean = True
         budget = budget_for(selection.api_name, settings)
-        self.spending = None if budget is None else Spending(selection.api_name, budget, settings)
+        self.spending = (
+            None if budget is None else Spending(selection.api_name, budget, self.store, settings.call_timeout_s)
+        )
         self._redirected = False
         self.is_async = False
         self.telemetry = CallTelemetry(api, selection)

@@ -294,16 +294,6 @@ class RedisState:
 
     # -- breakers
 
-    def breaker_allow(self, key: str, cooldown_s: float, now: float) -> tuple[bool, BreakerState | None]:
-        """See :meth:`otel_llm._state.StateStore.breaker_allow`."""
-        allowed, moved, _ = self.breaker_check(key, cooldown_s, now)
-        return allowed, moved
-
-    async def abreaker_allow(self, key: str, cooldown_s: float, now: float) -> tuple[bool, BreakerState | None]:
-        """See :meth:`otel_llm._state.StateStore.breaker_allow`."""
-        allowed, moved, _ = await self.abreaker_check(key, cooldown_s, now)
-        return allowed, moved
-
     def breaker_check(self, key: str, cooldown_s: float, now: float) -> BreakerCheck:
         """See :meth:`otel_llm._state.StateStore.breaker_check`."""
         args = [float(cooldown_s), float(now), self._ttl_ms(cooldown_s)]

@@ -73,6 +73,10 @@ class BreakerCheck(NamedTuple):
     caller may skip that write (one round trip to a remote store on the common path)."""
 
 
+_CLEAN = BreakerCheck(True, None, True)
+"""A breaker with nothing against it: closed, no failure counted."""
+
+
 class StateStore(Protocol):
     """Budgets and circuit breakers; every operation is atomic (one round trip on a remote store)."""
 
@@ -104,12 +108,9 @@ class StateStore(Protocol):
         """``limit - spent - reserved``, lapsed reservations not counted; changes nothing."""
         ...
 
-    def breaker_allow(self, key: str, cooldown_s: float, now: float) -> tuple[bool, BreakerState | None]:
-        """Whether a call may try the endpoint now, and the state the breaker moved to (half-open)."""
-        ...
-
     def breaker_check(self, key: str, cooldown_s: float, now: float) -> BreakerCheck:
-        """:meth:`breaker_allow`, and whether the breaker is clean (a success need not be reported)."""
+        """Whether a call may try the endpoint now, the state the breaker moved to (half-open), and
+        whether it is clean (a success need not be reported)."""
         ...
 
     def breaker_success(self, key: str) -> BreakerState | None:
@@ -135,10 +136,6 @@ class StateStore(Protocol):
 
     async def aremaining(self, key: str, limit: int, now: float) -> int:
         """:meth:`remaining` from a coroutine."""
-        ...
-
-    async def abreaker_allow(self, key: str, cooldown_s: float, now: float) -> tuple[bool, BreakerState | None]:
-        """:meth:`breaker_allow` from a coroutine."""
         ...
 
     async def abreaker_check(self, key: str, cooldown_s: float, now: float) -> BreakerCheck:
@@ -271,18 +268,12 @@ class LocalState:
 
     # -- breakers
 
-    def breaker_allow(self, key: str, cooldown_s: float, now: float) -> tuple[bool, BreakerState | None]:
-        """See :meth:`StateStore.breaker_allow`."""
-        allowed, moved, _ = self.breaker_check(key, cooldown_s, now)
-        return allowed, moved
-
     def breaker_check(self, key: str, cooldown_s: float, now: float) -> BreakerCheck:
         """See :meth:`StateStore.breaker_check`."""
+        breaker = self._breakers.get(key)  # every call asks: a clean breaker has no entry, and needs no lock
+        if breaker is None:
+            return _CLEAN
         with self._lock:
-            self._saw(now)
-            breaker = self._breakers.get(key)
-            if breaker is None:
-                return BreakerCheck(True, None, True)
             allowed, moved = breaker.allow(cooldown_s, now)
             return BreakerCheck(allowed, moved, breaker.clean)
 
@@ -329,10 +320,6 @@ class LocalState:
     async def aremaining(self, key: str, limit: int, now: float) -> int:
         """See :meth:`StateStore.remaining`."""
         return self.remaining(key, limit, now)
-
-    async def abreaker_allow(self, key: str, cooldown_s: float, now: float) -> tuple[bool, BreakerState | None]:
-        """See :meth:`StateStore.breaker_allow`."""
-        return self.breaker_allow(key, cooldown_s, now)
 
     async def abreaker_check(self, key: str, cooldown_s: float, now: float) -> BreakerCheck:
         """See :meth:`StateStore.breaker_check`."""
@@ -581,11 +568,6 @@ class SharedState:
 
     # -- breakers
 
-    def breaker_allow(self, key: str, cooldown_s: float, now: float) -> tuple[bool, BreakerState | None]:
-        """See :meth:`StateStore.breaker_allow`."""
-        allowed, moved, _ = self.breaker_check(key, cooldown_s, now)
-        return allowed, moved
-
     def breaker_check(self, key: str, cooldown_s: float, now: float) -> BreakerCheck:
         """See :meth:`StateStore.breaker_check`."""
         return self._sync(
@@ -603,11 +585,6 @@ class SharedState:
             lambda: self.remote.breaker_failure(key, threshold, cooldown_s, now),
             lambda: self.local.breaker_failure(key, threshold, cooldown_s, now),
         )
-
-    async def abreaker_allow(self, key: str, cooldown_s: float, now: float) -> tuple[bool, BreakerState | None]:
-        """See :meth:`StateStore.breaker_allow`."""
-        allowed, moved, _ = await self.abreaker_check(key, cooldown_s, now)
-        return allowed, moved
 
     async def abreaker_check(self, key: str, cooldown_s: float, now: float) -> BreakerCheck:
         """See :meth:`StateStore.breaker_check`."""

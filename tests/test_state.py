@@ -187,21 +187,21 @@ def test_breaker_state_machine_step_by_step(store: StateStore, t0: float) -> Non
     # Two in a row open it; it skips for the cool-down.
     assert store.breaker_failure(key, threshold, cooldown, t0) is None
     assert store.breaker_failure(key, threshold, cooldown, t0 + 1) == "open"
-    assert store.breaker_allow(key, cooldown, t0 + 2) == (False, None)
-    assert store.breaker_allow(key, cooldown, t0 + 30.9) == (False, None)
+    assert store.breaker_check(key, cooldown, t0 + 2)[:2] == (False, None)
+    assert store.breaker_check(key, cooldown, t0 + 30.9)[:2] == (False, None)
     assert store.breaker_failure(key, threshold, cooldown, t0 + 5) is None  # tried anyway (last of its chain)
     # Past it, one call probes; others are skipped while the probe is out.
-    assert store.breaker_allow(key, cooldown, t0 + 31.5) == (True, "half_open")
-    assert store.breaker_allow(key, cooldown, t0 + 32) == (False, None)
+    assert store.breaker_check(key, cooldown, t0 + 31.5)[:2] == (True, "half_open")
+    assert store.breaker_check(key, cooldown, t0 + 32)[:2] == (False, None)
     # A probe that never reports lets another probe after a cool-down, with no new transition.
     assert store.breaker_check(key, cooldown, t0 + 62) == BreakerCheck(True, None, False)
     assert store.breaker_failure(key, threshold, cooldown, t0 + 63) == "open"  # a failed probe re-opens
-    assert store.breaker_allow(key, cooldown, t0 + 64) == (False, None)
-    assert store.breaker_allow(key, cooldown, t0 + 93.5) == (True, "half_open")
+    assert store.breaker_check(key, cooldown, t0 + 64)[:2] == (False, None)
+    assert store.breaker_check(key, cooldown, t0 + 93.5)[:2] == (True, "half_open")
     assert store.breaker_success(key) == "closed"
     assert store.breaker_check(key, cooldown, t0 + 94) == BreakerCheck(True, None, True)
     assert store.breaker_success(key) is None
-    assert store.breaker_allow("other", cooldown, t0) == (True, None)
+    assert store.breaker_check("other", cooldown, t0)[:2] == (True, None)
 
 
 def test_breaker_follows_the_in_process_breaker_on_random_sequences(store: StateStore, t0: float) -> None:
@@ -250,7 +250,7 @@ def test_async_twins(store: StateStore, t0: float) -> None:
             await store.asettle("k", held, 30, t0 + HOUR),
             await store.aremaining("k", 100, t0),
             await store.abreaker_failure("ep", 1, 10, t0),
-            await store.abreaker_allow("ep", 10, t0 + 1),
+            (await store.abreaker_check("ep", 10, t0 + 1))[:2],
             await store.abreaker_check("ep", 10, t0 + 11),
             await store.abreaker_success("ep"),
             await store.aclose(),
@@ -359,7 +359,7 @@ def test_a_breaker_opened_by_one_replica_is_open_for_another(
     assert out.get(timeout=30) == [None, None, "open"]
     other.join(timeout=10)
     store = closing(RedisState(redis_server.url))
-    assert store.breaker_allow("ep", 30.0, time.time()) == (False, None)  # this process's first call skips it
+    assert store.breaker_check("ep", 30.0, time.time())[:2] == (False, None)  # this process's first call skips it
 
 
 # ---------------------------------------------------------------------------- outages
@@ -418,7 +418,7 @@ def test_open_carries_on_with_the_process_state_and_resumes_on_the_server(
     first, (during, left) = timed(lambda: shared.reserve("k", 400, 1_000, t0 + 60, end, t0))
     assert during is not None and during.startswith(LOCAL_RESERVATION) and left == 600  # this process's own budget
     skipped, _ = timed(lambda: shared.breaker_failure("ep", 1, 30, t0))  # in the back-off: not even tried
-    assert shared.breaker_allow("ep", 30, t0 + 1) == (False, None)  # the local breaker took it
+    assert shared.breaker_check("ep", 30, t0 + 1)[:2] == (False, None)  # the local breaker took it
     assert shared.settle("k", on_server, 250, end) == 250 + 400  # settled locally; lapses on the server
     assert shared.remaining("k", 1_000, t0) == 350
     print(f"open, server killed: first operation {first * 1000:.1f} ms, in the back-off {skipped * 1000:.3f} ms")
@@ -439,7 +439,7 @@ def test_open_carries_on_with_the_process_state_and_resumes_on_the_server(
     assert shared.settle("k", during, 390, end) == 250 + 390  # made locally, settled locally
     client = redis.Redis.from_url(outage_server.url, decode_responses=True)
     assert client.hget("otel_llm:budget:{k}", "spent") == "80"  # accounting resumed on the server
-    assert shared.breaker_allow("ep", 30, t0 + 1) == (True, None)  # the server's breaker is closed
+    assert shared.breaker_check("ep", 30, t0 + 1)[:2] == (True, None)  # the server's breaker is closed
     errors_then = state_errors(metric_reader)
     shared.remaining("k", 1_000, t0)
     assert state_errors(metric_reader) == errors_then
