@@ -208,9 +208,15 @@ class LLMSettings(BaseSettings):
     @field_validator("state_url")
     @classmethod
     def _check_state_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("redis", "rediss"):
+        if value is None:
+            return value
+        if urlsplit(value).scheme not in ("redis", "rediss"):
             # The URL may hold a password: the message shows its scheme only.
             raise ValueError(f"expected a redis:// or rediss:// URL, got scheme {urlsplit(value).scheme!r}")
+        try:
+            import redis  # noqa: F401  # the optional extra, imported only when a server is configured
+        except ImportError:
+            raise ValueError("a Redis server needs the redis client: pip install 'otel-llm[redis]'") from None
         return value
 
     @field_validator("config_reload_s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -350,3 +351,12 @@ def test_a_copy_with_new_models_knows_its_own_endpoints() -> None:
     copied = settings.model_copy(update={"models": {"b": OpenAIEndpoint(model="gpt-4.1")}, "model_default": "b"})
     assert set(copied.endpoints) == {"b"}
     assert set(settings.endpoints) == {"a"}
+
+
+def test_a_state_server_without_the_redis_extra_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if otel-llm[redis] were not installed
+    monkeypatch.setenv("LLM_STATE_URL", "redis://:secret@localhost:6379/0")
+    with pytest.raises(ConfigError) as error:
+        LLMSettings()
+    assert "LLM_STATE_URL: a Redis server needs the redis client: pip install 'otel-llm[redis]'" in str(error.value)
+    assert "secret" not in str(error.value)
