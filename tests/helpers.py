@@ -87,3 +87,16 @@ def debian_binary(name: str, needed_by: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+def billed(server: Any, price: dict[str, float], max_tokens: int, model: str | None = None) -> float:
+    """What the provider would bill for the chat requests ``server`` answered (for ``model``, or all):
+    their usage, by the embedded server's token rules, at ``price`` (USD per 1M tokens)."""
+    from otel_llm.testing import _tokens as tokens
+
+    output_tokens = min(max_tokens, server.reply_words)
+    return sum(
+        (tokens.prompt_tokens(request.body["messages"]) * price["input"] + output_tokens * price["output"]) / 1e6
+        for request in server.requests
+        if request.body is not None and (model is None or request.model == model)
+    )

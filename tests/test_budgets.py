@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from helpers import metric_points
+from helpers import billed, metric_points
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -55,13 +55,8 @@ def budgeted(server: MockLLMServer, api: str, usd_limit: float, **budget: object
 
 
 def spent_on_server(server: MockLLMServer, model: str = "gpt-4.1") -> float:
-    """What the provider would bill: the usage of every request it answered, at the configured price."""
-    total = 0.0
-    for request in server.requests:
-        if request.model == model and request.body is not None:
-            input_tokens = tokens.prompt_tokens(request.body["messages"])
-            total += usd(input_tokens, min(MAX_TOKENS, server.reply_words))
-    return total
+    """What the provider would bill for ``model``'s calls, at the configured price."""
+    return billed(server, PRICE, MAX_TOKENS, model)
 
 
 def test_calls_go_on_until_the_next_worst_case_does_not_fit(

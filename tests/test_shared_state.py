@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import metric_points
+from helpers import billed, metric_points
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from redis_server import RedisServer
 
 from otel_llm import BudgetExceededError, get_llm_client_smart, reload_settings
 from otel_llm._errors import StateUnavailableError
 from otel_llm.testing import Fault, MockLLMServer
-from otel_llm.testing import _tokens as tokens
 
 HERE = Path(__file__).parent
 PRICE = {"input": 10.0, "output": 20.0}  # USD per 1M tokens: dear, so that a $0.05 budget ends in ~130 calls
@@ -37,19 +36,6 @@ def configure(monkeypatch: pytest.MonkeyPatch, server: MockLLMServer, state_url:
         monkeypatch.setenv(name, value)
 
 
-def billed(server: MockLLMServer) -> float:
-    """What the provider answered for, at the configured price."""
-    return sum(
-        (
-            tokens.prompt_tokens(r.body["messages"]) * PRICE["input"]
-            + min(MAX_TOKENS, server.reply_words) * PRICE["output"]
-        )
-        / 1e6
-        for r in server.requests
-        if r.body is not None
-    )
-
-
 def test_replicas_racing_never_overspend_a_shared_budget(
     server: MockLLMServer, redis_client: redis.Redis, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -64,7 +50,7 @@ def test_replicas_racing_never_overspend_a_shared_budget(
     results = [json.loads(replica.communicate(timeout=120)[0]) for replica in replicas]
     answered = sum(result.get("answered", 0) for result in results)
     refused = sum(result.get("refused", 0) for result in results)
-    spent = billed(server)
+    spent = billed(server, PRICE, MAX_TOKENS)
     print(
         f"4 replicas x 8 threads, budget ${budget}: {answered} calls answered, {refused} refused, "
         f"${spent:.6f} billed by the server's usage, in {time.monotonic() - started:.1f} s"
@@ -172,7 +158,7 @@ def test_check_pings_the_state_server_and_resolve_shows_what_is_left(
     assert main(["resolve", "keywords"]) == 0
     out = capsys.readouterr().out
     assert "budget           $1 per day (UTC), then BudgetExceededError" in out
-    assert f"budget left      ${1.0 - billed(server):.6f} (shared by every replica)" in out
+    assert f"budget left      ${1.0 - billed(server, PRICE, MAX_TOKENS):.6f} (shared by every replica)" in out
 
     redis_server.kill()
     try:
