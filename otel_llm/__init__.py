@@ -25,7 +25,7 @@ from ._errors import (
 from ._live import get_settings, reload_settings
 from ._providers import close_clients
 from ._selection import Headers, Selection, SelectionSource, select_model
-from ._settings import LLMSettings, Price
+from ._settings import Budget, LLMSettings, Price
 from ._setup import configure_telemetry
 from ._state import reset_breakers
 from ._version import __version__
@@ -35,6 +35,7 @@ __all__ = [
     "AsyncLLMClient",
     "AzureEndpoint",
     "AzureLLMClient",
+    "Budget",
     "BudgetExceededError",
     "ConfigError",
     "Headers",

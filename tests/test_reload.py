@@ -106,6 +106,22 @@ def test_content_is_compared_not_the_modification_time(config: Path, server: Moc
     wait_until(lambda: keywords_alias() == "b")
 
 
+def test_a_swapped_symlink_is_seen_as_a_kubernetes_configmap_swaps_it(
+    tmp_path: Path, server: MockLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    versions = {alias: tmp_path / f"version-{alias}.toml" for alias in ("a", "b")}
+    for alias, version in versions.items():
+        version.write_text(config_text(server, alias))
+    link = tmp_path / "llm.toml"
+    link.symlink_to(versions["a"])
+    monkeypatch.setenv("LLM_CONFIG_FILE", str(link))
+    assert keywords_alias() == "a"
+    staged = tmp_path / "llm.toml.staged"
+    staged.symlink_to(versions["b"])
+    os.replace(staged, link)  # the path's own file and mtime never change: only where it points
+    wait_until(lambda: keywords_alias() == "b")
+
+
 def test_a_bad_file_keeps_the_settings_with_one_warning_naming_file_key_and_problem(
     config: Path, server: MockLLMServer, metric_reader: InMemoryMetricReader, caplog: pytest.LogCaptureFixture
 ) -> None:
