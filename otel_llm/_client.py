@@ -35,7 +35,7 @@ from ._endpoints import AzureEndpoint, Endpoint, key_env
 from ._errors import ConfigError
 from ._live import get_settings
 from ._providers import async_client, sync_client
-from ._selection import Headers, Selection, select_model, split_key_in
+from ._selection import CONFIGURED_SOURCES, Headers, Selection, select_model, split_key_in
 from ._settings import LLMSettings
 
 __all__ = [
@@ -100,7 +100,7 @@ def _client_for(
     follows = settings is None
     settings = settings or get_settings()
     selection = select_model(api_name, request_model, headers, settings, split_key)
-    if selection.source in _CONFIGURED:
+    if selection.source in CONFIGURED_SOURCES:
         # An explicit key, or the one in explicit headers, is the client's; one
         # in the served request's headers is read again at each call.
         if split_key is None and headers is not None:
@@ -119,9 +119,6 @@ def _client_for(
     return client
 
 
-_CONFIGURED = frozenset({"env", "split", "default"})
-
-
 class _Chosen:
     """How a client's calls are selected: once, for a request or header choice;
     at each call, for a configured one (from the process-wide settings when
@@ -132,7 +129,7 @@ class _Chosen:
     def __init__(self, selection: Selection, settings: LLMSettings, follows: bool, split_key: str | None) -> None:
         self.selection = selection
         self.settings = settings
-        self.reselects = selection.source in _CONFIGURED
+        self.reselects = selection.source in CONFIGURED_SOURCES
         self.follows = follows and self.reselects
         self.split_key = split_key
 

@@ -20,6 +20,7 @@ from ._settings import LLMSettings, api_entry, api_variable
 from ._splits import Split
 
 __all__ = [
+    "CONFIGURED_SOURCES",
     "Headers",
     "Selection",
     "SelectionSource",
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 SelectionSource = Literal["request", "header", "env", "split", "default"]
+CONFIGURED_SOURCES: frozenset[SelectionSource] = frozenset({"env", "split", "default"})
+"""The sources of rules 3 and 4: what the configuration chose, which a reload may change."""
 
 Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
 """A dict, any mapping (Starlette's or httpx's ``Headers``), or a list of pairs
