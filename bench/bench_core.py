@@ -22,7 +22,15 @@ from otel_llm import LLMSettings, get_llm_client_smart, select_model
 
 KEY_VARIABLE = "OTEL_LLM_BENCH_KEY"
 MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
-TARGETS_US = {"select_model": 2.0, "get_llm_client_smart (cached)": 20.0}
+TARGETS_US = {"select_model": 2.0, "select_model, five-header dict": 1.0, "get_llm_client_smart (cached)": 20.0}
+# What a web request carries, without the two selection headers: the usual case.
+REQUEST_HEADERS = {
+    "host": "api.example.com",
+    "user-agent": "python-httpx/0.28",
+    "accept": "application/json",
+    "content-type": "application/json",
+    "authorization": "Bearer not-a-key",
+}
 
 
 def main() -> None:
@@ -44,11 +52,15 @@ def main() -> None:
             },
             model_default="mini",
             api_models={"LLM_MODEL_KEYWORDS": "mini"},
+            enable_llm_model_header=True,
         )
         print(f"python {sys.version.split()[0]}, openai {openai.__version__}, server {base_url}")
         print()
         micro = {
             "select_model": per_call_us(lambda: select_model("keywords", settings=settings)),
+            "select_model, five-header dict": per_call_us(
+                lambda: select_model("keywords", headers=REQUEST_HEADERS, settings=settings)
+            ),
             "get_llm_client_smart (cached)": per_call_us(lambda: get_llm_client_smart("keywords", settings=settings)),
         }
         for name, median_us in micro.items():

@@ -28,6 +28,7 @@ __all__ = [
     "configured_selection",
     "request_headers",
     "select_model",
+    "selection_headers",
     "split_key_in",
     "split_of",
     "with_request_model",
@@ -43,7 +44,7 @@ Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
 
 MODEL_HEADER = "x-llm-model"
 SPLIT_KEY_HEADER = "x-llm-split-key"
-_SPELLINGS = {MODEL_HEADER: "X-LLM-Model", SPLIT_KEY_HEADER: "X-LLM-Split-Key"}
+_NAME_LENGTHS = frozenset({len(MODEL_HEADER), len(SPLIT_KEY_HEADER)})
 _MAX_MEMOISED_APIS = 1024
 
 request_headers: ContextVar[Headers | None] = ContextVar("otel_llm_request_headers", default=None)
@@ -86,18 +87,18 @@ def select_model(
         headers = request_headers.get()
     if request_model and settings.enable_llm_model_override:
         return Selection(api_name, _requested(request_model, "request", api_name, settings), "request")
-    if headers is not None and settings.enable_llm_model_header:
-        value = header_value(headers, MODEL_HEADER)
-        if value:
-            return Selection(api_name, _requested(value, "header", api_name, settings), "header")
-    if split_key is None and headers is not None:
-        split_key = split_key_in(headers)
+    if headers is not None:
+        model, key = selection_headers(headers)
+        if model and settings.enable_llm_model_header:
+            return Selection(api_name, _requested(model, "header", api_name, settings), "header")
+        if split_key is None:
+            split_key = key
     return configured_selection(api_name, settings, split_key)
 
 
 def split_key_in(headers: Headers) -> str | None:
     """The ``X-LLM-Split-Key`` header's value; ``None`` when absent or blank."""
-    return header_value(headers, SPLIT_KEY_HEADER) or None
+    return selection_headers(headers)[1]
 
 
 def with_request_model(selection: Selection, request_model: str | None, settings: LLMSettings) -> Selection:
@@ -168,22 +169,29 @@ def allowed_aliases(api_name: str, settings: LLMSettings) -> frozenset[str] | No
     return allowed
 
 
-def header_value(headers: Headers, name: str) -> str | None:
-    """The value of header ``name`` (given lower-case), stripped, whatever the case the caller used."""
-    if isinstance(headers, Mapping):
-        # Case-insensitive mappings (Starlette, httpx) answer directly; a plain
-        # dict usually holds one of these two spellings.
-        for spelling in (name, _SPELLINGS[name]):
-            found = headers.get(spelling)
-            if found is not None:
-                return _text(found).strip()
+def selection_headers(headers: Headers) -> tuple[str | None, str | None]:
+    """The ``X-LLM-Model`` and ``X-LLM-Split-Key`` values, stripped (``None`` when absent or blank).
+
+    One pass over the headers, whatever the case the caller used: a request
+    carries a handful of headers and seldom these two, so only a name of the
+    right length is lower-cased to compare. The first of a repeated header wins.
+    """
+    if isinstance(headers, dict) or isinstance(headers, Mapping):  # a dict answers without the ABC machinery
+        if _NAME_LENGTHS.isdisjoint(map(len, headers)):  # the usual answer, found without a Python loop
+            return None, None
         pairs: Iterable[tuple[str | bytes, str | bytes]] = headers.items()
     else:
         pairs = headers
+    model = split_key = None
     for key, value in pairs:
-        if _text(key).lower() == name:
-            return _text(value).strip()
-    return None
+        if len(key) in _NAME_LENGTHS:
+            name = _text(key).lower()
+            if name == MODEL_HEADER:
+                if model is None:
+                    model = _text(value).strip()
+            elif name == SPLIT_KEY_HEADER and split_key is None:
+                split_key = _text(value).strip()
+    return model or None, split_key or None
 
 
 def _text(value: str | bytes) -> str:

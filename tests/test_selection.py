@@ -79,15 +79,19 @@ def test_api_names_are_normalised_to_one_variable(api: str, monkeypatch: pytest.
         httpx2.Headers({"X-Llm-Model": "header-model"}),
         types.MappingProxyType({"X-Llm-MODEL": "header-model"}),  # not a dict, keys keep their case
         {"X-LLM-Model": "  header-model  "},
+        iter([("X-LLM-Split-Key", "user-1"), ("x-llm-model", "header-model"), ("x-llm-model", "request-model")]),
     ],
-    ids=["dict", "lower", "mixed-case", "pairs", "asgi-bytes", "httpx-headers", "mapping", "padded"],
+    ids=["dict", "lower", "mixed-case", "pairs", "asgi-bytes", "httpx-headers", "mapping", "padded", "first-of-a-pass"],
 )
 def test_header_is_found_whatever_its_shape_and_case(headers: object) -> None:
     selection = select_model("other", headers=headers, settings=settings())  # type: ignore[arg-type]
     assert (selection.model, selection.source) == ("header-model", "header")
 
 
-@pytest.mark.parametrize("headers", [{}, [], {"X-LLM-Model": ""}, {"X-LLM-Model": "   "}, {"Accept": "*/*"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, [], {"X-LLM-Model": ""}, {"X-LLM-Model": "   "}, {"Accept": "*/*"}, {"X-LLM-Modem": "header-model"}],
+)
 def test_absent_or_empty_header_lets_the_next_level_decide(headers: object) -> None:
     assert select_model("keywords", headers=headers, settings=settings()).source == "env"  # type: ignore[arg-type]
 
