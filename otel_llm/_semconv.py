@@ -8,13 +8,18 @@ proxy meter forwards to whatever provider the application installs later.
 
 from __future__ import annotations
 
-from typing import Final
+import math
+import threading
+from collections.abc import Hashable, Iterable
+from typing import Any, Final
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.util.types import Attributes
 
 from ._version import __version__
 
@@ -46,6 +51,7 @@ __all__ = [
     "WAIT_EVENT",
     "WAIT_SECONDS",
     "Instruments",
+    "Totals",
     "gen_ai",
     "instruments",
     "tracer",
@@ -88,6 +94,46 @@ TOKEN_BUCKETS: Final = tuple(4**i for i in range(14))  # 1 ... 67108864
 _SCOPE = "otel_llm"
 
 
+class Totals:
+    """Monotonic sums per attribute set, kept here and read by the SDK at export time.
+
+    What an observable counter reports: a call pays one addition under a lock
+    instead of a measurement (whose attributes the SDK would clean, copy and
+    hash on every call). Attribute sets past ``limit`` go to one overflow set,
+    as the SDK does with its own cardinality limit.
+    """
+
+    OVERFLOW: Final[Attributes] = {"otel.metric.overflow": True}
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._sums: dict[Hashable, list[Any]] = {}  # key -> [total, attributes]
+
+    def add(self, key: Hashable, amount: float, attributes: Attributes) -> None:
+        """Add ``amount`` to the sum of ``attributes``, which ``key`` names (cheaper to hash than a dict).
+
+        A sum only grows: a negative or non-finite amount is dropped, as a counter's would be.
+        """
+        if not 0 <= amount < math.inf:
+            return
+        with self._lock:
+            entry = self._sums.get(key)
+            if entry is None:
+                if len(self._sums) >= self._limit:
+                    key, attributes = "otel.metric.overflow", self.OVERFLOW
+                entry = self._sums.setdefault(key, [0.0, attributes])
+            entry[0] += amount
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            return [Observation(total, attributes) for total, attributes in self._sums.values()]
+
+
+_MAX_COST_SETS = 4096
+"""Attribute sets of ``otel_llm.cost.usd`` (APIs x aliases) summed in the process."""
+
+
 class Instruments:
     """Every metric instrument of the package, created once."""
 
@@ -116,7 +162,10 @@ class Instruments:
             description="Duration of a logical LLM call, all attempts and fallbacks included.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self.cost = meter.create_counter(COST_USD, unit="{USD}", description="Cost of the LLM calls in US dollars.")
+        self.cost = Totals(_MAX_COST_SETS)
+        meter.create_observable_counter(
+            COST_USD, [self.cost.observe], unit="{USD}", description="Cost of the LLM calls in US dollars."
+        )
         self.fallbacks = meter.create_counter(
             FALLBACKS, unit="{fallback}", description="Moves from a failing model to the next in its chain."
         )

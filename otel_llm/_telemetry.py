@@ -86,7 +86,7 @@ def _outcome_attributes(api_name: str, alias: str, source: str, outcome: str) ->
 class _AttemptShape:
     """What the attempt spans and metrics of one (operation, API, alias) share."""
 
-    __slots__ = ("cost_attributes", "input_tokens", "metric", "output_tokens", "span", "span_name")
+    __slots__ = ("cost_attributes", "cost_key", "input_tokens", "metric", "output_tokens", "span", "span_name")
 
     def __init__(
         self, operation: str, api_name: str, alias: str, endpoint: Endpoint, host: str, port: int | None
@@ -105,6 +105,7 @@ class _AttemptShape:
             self.span[names.SERVER_PORT] = port
         self.input_tokens: Attributes = {**self.metric, gen_ai.GEN_AI_TOKEN_TYPE: "input"}
         self.output_tokens: Attributes = {**self.metric, gen_ai.GEN_AI_TOKEN_TYPE: "output"}
+        self.cost_key = (api_name, alias, request_model)
         self.cost_attributes: Attributes = {
             names.API_NAME: api_name,
             names.MODEL_ALIAS: alias,
@@ -323,7 +324,7 @@ class AttemptTelemetry:
             if usage.output_tokens is not None:
                 instruments.token_usage.record(usage.output_tokens, output_tokens)
             if cost is not None:
-                instruments.cost.add(cost, shape.cost_attributes)
+                instruments.cost.add(shape.cost_key, cost, shape.cost_attributes)
 
 
 def _end_span(span: trace.Span, attributes: Attributes, error: str | None) -> None:

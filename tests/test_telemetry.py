@@ -11,7 +11,8 @@ from typing import Any
 import openai
 import pytest
 from helpers import all_telemetry, metric_points
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.metrics import CallbackOptions
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader, Metric, Sum
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -23,7 +24,7 @@ from otel_llm import (
     get_async_llm_client_smart,
     get_llm_client_smart,
 )
-from otel_llm._semconv import DURATION_BUCKETS, TOKEN_BUCKETS
+from otel_llm._semconv import DURATION_BUCKETS, TOKEN_BUCKETS, Totals
 from otel_llm.testing import Fault, MockLLMServer
 
 KEY = "sk-telemetry-secret-9f8e7d"
@@ -212,6 +213,27 @@ def test_metrics_names_units_attributes_and_buckets(
     }
     assert unit == "{USD}"
     assert total.value == pytest.approx(2 * cost(usage.prompt_tokens, usage.completion_tokens))
+    [cost_metric] = [m for m in all_metrics(metric_reader) if m.name == "otel_llm.cost.usd"]
+    assert isinstance(cost_metric.data, Sum) and cost_metric.data.is_monotonic  # a counter to Prometheus
+
+
+def all_metrics(reader: InMemoryMetricReader) -> list[Metric]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+
+
+def test_cost_sums_keep_to_their_limit_and_only_grow() -> None:
+    totals = Totals(limit=2)
+    totals.add("a", 1.0, {"k": "a"})
+    totals.add("b", 2.0, {"k": "b"})
+    totals.add("c", 4.0, {"k": "c"})  # past the limit: the overflow set
+    totals.add("d", 8.0, {"k": "d"})
+    totals.add("a", -1.0, {"k": "a"})  # dropped, as a counter drops it
+    totals.add("a", float("nan"), {"k": "a"})
+    totals.add("a", 0.5, {"k": "a"})
+    observed = {json.dumps(dict(o.attributes or {})): o.value for o in totals.observe(CallbackOptions())}
+    assert observed == {'{"k": "a"}': 1.5, '{"k": "b"}': 2.0, '{"otel.metric.overflow": true}': 12.0}
 
 
 def test_failed_call_sets_error_type_and_status(
