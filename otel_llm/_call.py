@@ -398,8 +398,19 @@ def _request_usage(body: dict[str, Any], options: FinalRequestOptions) -> bool:
 def run_sync(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: Any) -> Any:
     while True:
         try:
+            try:
+                return _attempt_sync(call, cast_to, stream, stream_cls)  # most calls end here
+            except BaseException as error:
+                failed: BaseException | None = error
+            # Building a tenacity policy costs more than the rest of a call's path,
+            # and most calls need none: only a failure builds one. Its attempt 1
+            # is that failure again, so its stop, wait and Retry-After decide from
+            # what really happened.
             for attempt in Retrying(**call.retrying()):
                 with attempt:
+                    if failed is not None:
+                        replay, failed = failed, None
+                        raise replay
                     return _attempt_sync(call, cast_to, stream, stream_cls)
         except BaseException as error:
             if not call.fall_back(error):
@@ -438,8 +449,15 @@ async def run_async(call: LogicalCall, cast_to: Any, stream: bool, stream_cls: A
     call.is_async = True
     while True:
         try:
-            async for attempt in AsyncRetrying(**call.retrying()):
+            try:
+                return await _attempt_async(call, cast_to, stream, stream_cls)
+            except BaseException as error:
+                failed: BaseException | None = error
+            async for attempt in AsyncRetrying(**call.retrying()):  # as in run_sync
                 with attempt:
+                    if failed is not None:
+                        replay, failed = failed, None
+                        raise replay
                     return await _attempt_async(call, cast_to, stream, stream_cls)
         except BaseException as error:
             if not call.fall_back(error):
