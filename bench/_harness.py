@@ -2,32 +2,54 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from unittest import mock
 
 
 @contextmanager
-def server_process(reply_words: int = 16) -> Iterator[str]:
-    """The embedded server in its own process, as a real provider would be; yields its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "otel_llm", "mock-server", "--port", "0", "--reply-words", str(reply_words)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first_line = process.stdout.readline()
-        yield first_line.split(" on ", 1)[1].split()[0]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def server_process(reply_words: int = 16, tls: bool = False) -> Iterator[str]:
+    """The embedded server in its own process, as a real provider would be; yields its base URL.
+
+    With ``tls`` it serves HTTPS with a certificate of a private CA made for the run, which
+    the HTTP clients built meanwhile in this process trust (see :func:`_private_ca`).
+    """
+    command = [sys.executable, "-m", "otel_llm", "mock-server", "--port", "0", "--reply-words", str(reply_words)]
+    with ExitStack() as stack:
+        if tls:
+            command += ["--tls-cert", stack.enter_context(_private_ca())]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None
+            first_line = process.stdout.readline()
+            yield first_line.split(" on ", 1)[1].split()[0]
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+@contextmanager
+def _private_ca() -> Iterator[str]:
+    """A private CA (trustme) named by ``SSL_CERT_FILE``, as a user of one would; yields its server
+    certificate's file (key included). httpx2 reads the variable when a client is built."""
+    import trustme
+
+    ca = trustme.CA()
+    with tempfile.TemporaryDirectory() as folder:
+        ca_file, certificate_file = os.path.join(folder, "ca.pem"), os.path.join(folder, "server.pem")
+        ca.cert_pem.write_to_path(ca_file)
+        ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(certificate_file)
+        with mock.patch.dict(os.environ, {"SSL_CERT_FILE": ca_file}):
+            yield certificate_file
 
 
 @contextmanager

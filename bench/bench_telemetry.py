@@ -114,6 +114,29 @@ def main() -> None:
                 verdict = "ok" if comparison.ratio <= target else "MISSED"
                 print(f"{comparison.line(label)}  target <= {target:.2f}x: {verdict}")
 
+    # The chat rows again over HTTPS, as with a real provider (the certificate of a private CA, trusted
+    # through SSL_CERT_FILE): there each connection the raw SDK's sync streams throw away costs a TLS
+    # handshake, which otel-llm's, giving theirs back to the pool, do not pay.
+    with server_process(reply_words=20, tls=True) as tls_url:
+        tls_model = {**model, "base_url": tls_url}
+        tls_lean = LLMSettings(models={"mini": tls_model}, model_default="mini", http_spans=False)
+        tls_default = LLMSettings(models={"mini": tls_model}, model_default="mini")
+        tls_raw = openai.OpenAI(base_url=tls_url, api_key="bench-key", max_retries=0).chat.completions
+
+        def tls_raw_chat() -> object:
+            return tls_raw.create(model="gpt-4.1-mini", messages=MESSAGES)
+
+        def tls_raw_stream() -> object:
+            return list(tls_raw.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True))
+
+        for label, (raw_call, our_call) in {
+            "HTTPS non-streamed, LLM_HTTP_SPANS=false": (tls_raw_chat, lambda: chat(tls_lean)),
+            "HTTPS non-streamed, default (HTTP spans)": (tls_raw_chat, lambda: chat(tls_default)),
+            "HTTPS 20-chunk stream, LLM_HTTP_SPANS=false": (tls_raw_stream, lambda: stream(tls_lean)),
+            "HTTPS 20-chunk stream, default (HTTP spans)": (tls_raw_stream, lambda: stream(tls_default)),
+        }.items():
+            print(interleaved(raw_call, our_call, args.rounds, args.block).line(label))
+
 
 if __name__ == "__main__":
     main()

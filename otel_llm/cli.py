@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8000, help="0 picks a free port (default: %(default)s)")
     server.add_argument("--reply-words", type=int, default=16, help="words (chunks) per reply (default: %(default)s)")
+    server.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
+    server.add_argument("--tls-key", metavar="FILE", help="its PEM private key (default: in the --tls-cert file)")
     server.set_defaults(run=_mock_server)
 
     demo = commands.add_parser("demo", help="run calls for several APIs against the embedded server")
@@ -214,9 +216,20 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _mock_server(args: argparse.Namespace) -> int:
+    import ssl
+
     from .testing import MockLLMServer
 
-    with MockLLMServer(host=args.host, port=args.port, reply_words=args.reply_words) as server:
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        except OSError as exc:
+            raise SystemExit(f"otel-llm mock-server: cannot load the TLS certificate and key: {exc}") from None
+    elif args.tls_key:
+        raise SystemExit("otel-llm mock-server: --tls-key needs --tls-cert")
+    with MockLLMServer(host=args.host, port=args.port, reply_words=args.reply_words, tls=tls) as server:
         print(f"OpenAI-compatible server on {server.base_url} (Azure shape: {server.azure_endpoint})", flush=True)
         print("Ctrl-C stops it.", flush=True)
         try:

@@ -1,8 +1,9 @@
 """The embedded OpenAI-compatible HTTP server (stdlib only).
 
-It speaks real HTTP/1.1 on loopback (keep-alive, chunked streams) so that the
-code under test runs its actual HTTP stack: connection pools, timeouts, retries
-and the httpx2 instrumentation all behave as against a real provider.
+It speaks real HTTP/1.1 on loopback (keep-alive, chunked streams), or HTTPS
+when given a certificate, so that the code under test runs its actual HTTP
+stack: connection pools, TLS handshakes, timeouts, retries and the httpx2
+instrumentation all behave as against a real provider.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import selectors
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -93,6 +95,8 @@ _MALFORMED_RESPONSE_EVENT = (
     b'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":\n\n'
 )
 _DONE = responses.sse_event("[DONE]")
+# What a connection's end raises: the client left (timeouts, dropped connections) or broke off TLS.
+_CLIENT_GONE_ERRORS = (ConnectionError, TimeoutError, ssl.SSLError)
 
 _OutputFormat = tuple[Literal["text", "json_object", "json_schema"], Mapping[str, Any] | None]
 """What a reply is: text, a JSON object, or a document of the given JSON schema."""
@@ -167,6 +171,10 @@ class MockLLMServer:
     the request asks for ``dimensions``. ``max_output_tokens`` must be at least
     16, as OpenAI requires. The last ``max_stored_responses`` responses are
     stored (unless sent with ``store: false``).
+
+    Given ``tls``, a server-side :class:`ssl.SSLContext` holding its certificate
+    (``context.load_cert_chain(certfile, keyfile)``), it serves HTTPS: :attr:`url`
+    starts with ``https://``, and clients must trust the certificate's issuer.
     """
 
     def __init__(
@@ -177,6 +185,7 @@ class MockLLMServer:
         reply_words: int = 16,
         embedding_dimensions: int = 8,
         max_stored_responses: int = 1000,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not _positive_int(reply_words):
             raise ValueError(f"reply_words must be an integer >= 1, got {reply_words!r}")
@@ -186,10 +195,13 @@ class MockLLMServer:
             )
         if not _positive_int(max_stored_responses):
             raise ValueError(f"max_stored_responses must be an integer >= 1, got {max_stored_responses!r}")
+        if tls is not None and (not isinstance(tls, ssl.SSLContext) or tls.protocol is ssl.PROTOCOL_TLS_CLIENT):
+            raise TypeError(f"tls must be a server-side ssl.SSLContext (ssl.PROTOCOL_TLS_SERVER), got {tls!r}")
         self.host = host
         self.reply_words = reply_words
         self.embedding_dimensions = embedding_dimensions
         self.max_stored_responses = max_stored_responses
+        self.tls = tls
         self._requested_port = port
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -271,7 +283,7 @@ class MockLLMServer:
 
     @property
     def url(self) -> str:
-        """``http://host:port``, the server root."""
+        """``http://host:port`` (``https://`` with ``tls``), the server root."""
         host, port = self._bound()
         if host in ("0.0.0.0", ""):
             host = "127.0.0.1"
@@ -279,7 +291,7 @@ class MockLLMServer:
             host = "::1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     @property
     def base_url(self) -> str:
@@ -306,7 +318,7 @@ class MockLLMServer:
 
     @property
     def connections_opened(self) -> int:
-        """TCP connections accepted since start (or the last :meth:`reset`)."""
+        """TCP connections accepted since start (or the last :meth:`reset`); with ``tls``, one TLS handshake each."""
         with self._lock:
             return self._connections_opened
 
@@ -484,6 +496,14 @@ class _HTTPServer(ThreadingHTTPServer):
         self._wake_reader.close()
         self._wake_writer.close()
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.mock.tls is not None:
+            # The handshake is left to the connection's own thread (see _Handler.handle):
+            # a slow or broken client must not hold up accepting the others.
+            sock = self.mock.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the FQDN, which can stall on a bad resolver.
         socketserver.TCPServer.server_bind(self)
@@ -491,7 +511,7 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_name, self.server_port = str(host), int(port)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        if isinstance(sys.exc_info()[1], _CLIENT_GONE_ERRORS):
             return  # the client went away: normal for timeouts and dropped connections
         super().handle_error(request, client_address)
 
@@ -535,8 +555,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle(self) -> None:
         try:
+            if isinstance(self.connection, ssl.SSLSocket):
+                self.connection.do_handshake()
             super().handle()
-        except (ConnectionError, TimeoutError):
+        except _CLIENT_GONE_ERRORS:  # also a client that does not trust the certificate
             self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -559,7 +581,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         except _ClientGone:
             self.close_connection = True
-        except (ConnectionError, TimeoutError):
+        except _CLIENT_GONE_ERRORS:
             self.close_connection = True
         except Exception:
             _log.exception("mock server failed on %s %s", self.command, self.path)
@@ -990,7 +1012,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _client_left(self) -> bool:
         """Whether the readable connection is at its end (or reset), without consuming what the client sent."""
         try:
-            return not self.connection.recv(1, socket.MSG_PEEK)
+            # On the raw socket: an SSLSocket refuses flags, and any TLS record tells as well that it is open.
+            return not socket.socket.recv(self.connection, 1, socket.MSG_PEEK)
         except OSError:
             return True
 
