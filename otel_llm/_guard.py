@@ -15,7 +15,7 @@ import wrapt
 from opentelemetry import metrics, trace
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
-__all__ = ["NO_SPAN", "GuardedMeterProvider", "GuardedTracerProvider", "guarded"]
+__all__ = ["NO_SPAN", "GuardedMeterProvider", "GuardedTracerProvider", "guarded", "report_failure"]
 
 _T = TypeVar("_T")
 _log = logging.getLogger("otel_llm")
@@ -31,11 +31,19 @@ def guarded(record: Callable[..., Any], *args: Any, default: Any = None, **kwarg
     try:
         return record(*args, **kwargs)
     except Exception:
-        where = getattr(record, "__qualname__", repr(record))
-        if where not in _reported:
-            _reported.add(where)
-            _log.exception("otel-llm: recording telemetry failed in %s; the call goes on without it", where)
+        report_failure(record)
         return default
+
+
+def report_failure(record: Callable[..., Any]) -> None:
+    """Log the exception being handled, raised by ``record``: the first time for that function.
+
+    For a hot path that catches the exception itself instead of paying for :func:`guarded`'s call.
+    """
+    where = getattr(record, "__qualname__", repr(record))
+    if where not in _reported:
+        _reported.add(where)
+        _log.exception("otel-llm: recording telemetry failed in %s; the call goes on without it", where)
 
 
 # -- the providers given to the httpx2 instrumentation ------------------------------

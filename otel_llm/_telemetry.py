@@ -24,7 +24,7 @@ from . import _semconv as names
 from ._apis import Answer, Api, Usage
 from ._cost import CostFunction
 from ._endpoints import Endpoint
-from ._guard import NO_SPAN, guarded
+from ._guard import NO_SPAN, guarded, report_failure
 from ._selection import Selection
 from ._semconv import gen_ai, instruments, tracer
 
@@ -52,7 +52,11 @@ _NO_ATTRIBUTES: Attributes = {}
 
 def _start_span(name: str, parent: context.Context | None, kind: SpanKind, attributes: Attributes) -> trace.Span:
     """A started span; a span that records nothing when starting one failed (a span processor raised)."""
-    return guarded(tracer.start_span, name, parent, kind, attributes, default=NO_SPAN)
+    try:
+        return tracer.start_span(name, parent, kind, attributes)
+    except Exception:
+        report_failure(tracer.start_span)
+        return NO_SPAN
 
 
 # Attribute sets that depend only on configuration are built once per
@@ -190,7 +194,7 @@ class CallTelemetry:
         if error is not None:
             outcome = "error"
             attributes[names.ERROR_TYPE] = error
-        guarded(_end_span, span, attributes, error)
+        _end_span(span, attributes, error)
         instruments.call_duration.record(
             duration,
             _outcome_attributes(self.selection.api_name, alias, self.selection.source, outcome),
@@ -315,7 +319,7 @@ class AttemptTelemetry:
             )
         # The span ends even when a metric fails to record, and the other way round.
         self.cost = cost
-        guarded(_end_span, span, attributes, error)
+        _end_span(span, attributes, error)
         self.call.add(usage, cost)
 
         instruments.operation_duration.record(duration, metric, self.context)  # exemplar
@@ -328,10 +332,14 @@ class AttemptTelemetry:
 
 
 def _end_span(span: trace.Span, attributes: Attributes, error: str | None) -> None:
-    if error is not None:
-        span.set_status(Status(StatusCode.ERROR, error))
-    span.set_attributes(attributes)
-    span.end()
+    """Set the span's outcome and end it; a span processor that raises is reported, never raised."""
+    try:
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.set_attributes(attributes)
+        span.end()
+    except Exception:
+        report_failure(_end_span)
 
 
 def _attribute_value(value: Any) -> AttributeValue:
