@@ -92,7 +92,10 @@ def _instructions(variant: str, kind: str, count: int, base_url: str, seed: int)
         out = Path(scratch) / "callgrind.out"
         child = [sys.executable, __file__, "--child", variant, kind, str(count), base_url]
         subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *child], check=True, capture_output=True
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *child],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
         )
         for line in out.read_text().splitlines():
             if line.startswith(("summary:", "totals:")):
