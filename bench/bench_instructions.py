@@ -1,6 +1,7 @@
 """Instructions per call under ``valgrind --tool=callgrind``: otel-llm against the raw SDK.
 
     python bench/bench_instructions.py [--kinds chat stream responses] [--calls 10 40] [--jobs 2]
+    python bench/bench_instructions.py --profile lean [--kinds chat]
 
 Timings on a shared machine drown a change of a few percent; instruction
 counts do not: the same program with the same inputs executes the same
@@ -13,6 +14,12 @@ the cost of one call, start-up and imports cancelled out. The hash seed is
 fixed (it decides dict layouts, so counts move by about half a percent from
 one seed to another) and the start-up heap is frozen out of the garbage
 collector's work. A run takes minutes.
+
+``--profile VARIANT`` says where they go, in Python terms: the same loop runs
+under cProfile for VARIANT and for the raw client, and the functions whose
+calls differ are listed by the calls they add per LLM call (call counts are
+exact where cProfile's times are not; a Python function call with its body
+costs on the order of a thousand instructions).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import pstats
+import re
 import subprocess
 import sys
 import tempfile
@@ -103,6 +112,38 @@ def _instructions(variant: str, kind: str, count: int, base_url: str, seed: int)
     raise RuntimeError(f"no instruction total in callgrind's output for {variant} {kind}")
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
+def _profile(variant: str, kind: str, count: int, base_url: str) -> dict[tuple[str, int, str], int]:
+    """Calls per function over ``count`` LLM calls of ``variant``, in a process of its own."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "profile"
+        profiler = [sys.executable, "-m", "cProfile", "-o", str(out)]
+        subprocess.run([*profiler, __file__, "--child", variant, kind, str(count), base_url], check=True)
+        stats = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
+    counts: dict[tuple[str, int, str], int] = {}
+    for (file, line, name), (_, calls, *_) in stats.items():
+        function = (file.rpartition("site-packages/")[2], line, _ADDRESS.sub("", name))  # builtins: no address
+        counts[function] = counts.get(function, 0) + calls
+    return counts
+
+
+def _print_profile(variant: str, kind: str, counts: tuple[int, int], base_url: str, rows: int = 40) -> None:
+    """The functions whose calls per LLM call differ between ``variant`` and the raw client (N2 - N1 again)."""
+    first, second = counts
+    per_call: dict[tuple[str, int, str], float] = {}
+    for name, sign in ((variant, 1), ("raw", -1)):
+        low, high = _profile(name, kind, first, base_url), _profile(name, kind, second, base_url)
+        for function in high.keys() | low.keys():
+            extra = (high.get(function, 0) - low.get(function, 0)) / (second - first)
+            per_call[function] = per_call.get(function, 0.0) + sign * extra
+    differing = sorted((calls, function) for function, calls in per_call.items() if abs(calls) > 0.01)
+    print(f"{kind}: {variant} makes {sum(c for c, _ in differing):.0f} more function calls per LLM call than raw")
+    for calls, (file, line, name) in sorted(differing, key=lambda row: -abs(row[0]))[:rows]:
+        print(f"{calls:8.1f}  {file}:{line} {name}")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         variant, kind, count, base_url = sys.argv[2:6]
@@ -118,8 +159,14 @@ def main() -> None:
         default=0,
         help="PYTHONHASHSEED of the measured processes (another seed moves counts ~0.5%%)",
     )
+    parser.add_argument("--profile", choices=VARIANTS[1:], help="list the function calls VARIANT adds to raw's")
     args = parser.parse_args()
     first, second = args.calls
+    if args.profile:
+        with server_process(reply_words=20) as base_url:
+            for kind in args.kinds:
+                _print_profile(args.profile, kind, (first, second), base_url)
+        return
     with server_process(reply_words=20) as base_url, ThreadPoolExecutor(args.jobs) as pool:
         runs = {
             (kind, variant, count): pool.submit(_instructions, variant, kind, count, base_url, args.seed)
