@@ -129,7 +129,7 @@ def _profile(variant: str, kind: str, count: int, base_url: str) -> dict[tuple[s
     return counts
 
 
-def _print_profile(variant: str, kind: str, counts: tuple[int, int], base_url: str, rows: int = 40) -> None:
+def _print_profile(variant: str, kind: str, counts: tuple[int, int], base_url: str, rows: int = 200) -> None:
     """The functions whose calls per LLM call differ between ``variant`` and the raw client (N2 - N1 again)."""
     first, second = counts
     per_call: dict[tuple[str, int, str], float] = {}

@@ -263,10 +263,13 @@ class LogicalCall:
         if self._bounded:
             remaining = max(self._deadline - now, 0.001)
             caller = self._caller_timeout
+            seconds = remaining if caller is None else min(caller, remaining)
             # A field of the SDK's pydantic options, set directly: a validated
             # assignment costs a microsecond on every attempt. It bounds each
-            # read of a stream after the attempt too.
-            options.__dict__["timeout"] = remaining if caller is None else min(caller, remaining)
+            # read of a stream after the attempt too. A Timeout with its four
+            # parts given, because httpx makes one from a float through a
+            # typing-Protocol isinstance check that costs four times as much.
+            options.__dict__["timeout"] = httpx2.Timeout(connect=seconds, read=seconds, write=seconds, pool=seconds)
         attempt_timeout = self.settings.attempt_timeout_s
         if attempt_timeout is not None:  # without it, the request's timeout (what is left) is the bound
             self._deadline_token = read_deadline.set(min(self._deadline, now + attempt_timeout))
