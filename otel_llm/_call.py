@@ -122,11 +122,12 @@ class LogicalCall:
             options.timeout = timeout
         self.hide_usage_chunk = api is CHAT and body.get("stream") is True and _request_usage(body, options)
         self._chain = [selection.model, *settings.fallback_chain(selection.model)]
-        self._index = -1
+        self._index = 0  # the selected alias is tried first, whatever its breaker (see _can_move_on)
         self._failures: list[str] = []
         self.alias = selection.model
         self.endpoint: Endpoint = settings.endpoints[self.alias]
-        # A call that continues state stored by the provider can only go where that state is.
+        # A call that continues state stored by the provider can only go where that state is
+        # (the selected alias's, so the first alias of the chain is never skipped for it).
         self._home = state_home(self.endpoint) if api.stateful_arguments and _continues(body, api) else None
         self.attempt: AttemptTelemetry | None = None
         self._deadline_token: Token[float | None] | None = None
@@ -140,21 +141,20 @@ class LogicalCall:
         self._redirected = False
         self.is_async = False
         self.telemetry = CallTelemetry(api, selection)
-        self._next_alias(None)
 
     # -- the chain of aliases ---------------------------------------------------
 
-    def _next_alias(self, reason: str | None) -> bool:
-        """Move to the next alias that may be tried (its breaker is asked before its first attempt).
+    def _next_alias(self, reason: str) -> bool:
+        """Move to the next alias that may be tried (its breaker is asked before its first attempt),
+        recording the step (``reason``: its ``error.type``).
 
         An alias that cannot hold the call's stored state is skipped.
         """
-        previous = self.alias if self._index >= 0 else None
+        previous = self.alias
         while self._index < len(self._chain) - 1:
             self._index += 1
             alias = self._chain[self._index]
-            if previous is not None and reason is not None:
-                guarded(self.telemetry.fallback, previous, alias, reason)
+            guarded(self.telemetry.fallback, previous, alias, reason)
             endpoint = self.settings.endpoints[alias]
             if self._home is not None and state_home(endpoint) != self._home:
                 self._failures.append(f"{alias}: skipped, it cannot see the stored state")
