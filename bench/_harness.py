@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 
@@ -76,21 +76,33 @@ class Comparison:
     raw_us: float
     ours_us: float
     ratios: list[float]
+    calls: int  # of ``ours``, warm-up included
 
     @property
     def ratio(self) -> float:
         return statistics.median(self.ratios)
 
-    def line(self, label: str) -> str:
+    def line(self, label: str, ours: str = "otel-llm") -> str:
         low, _, high = statistics.quantiles(self.ratios, n=4)
         return (
-            f"{label:<44} raw {self.raw_us:8.1f} us  otel-llm {self.ours_us:8.1f} us  "
+            f"{label:<44} raw {self.raw_us:8.1f} us  {ours:<8} {self.ours_us:8.1f} us  "
             f"ratio {self.ratio:.3f}x (quartiles {low:.3f}-{high:.3f})"
         )
 
 
-def interleaved(raw: Callable[[], object], ours: Callable[[], object], rounds: int, block: int) -> Comparison:
-    """Each block of ``ours`` timed between two blocks of ``raw``; ratios per round."""
+def interleaved(
+    raw: Callable[[], object],
+    ours: Callable[[], object],
+    rounds: int,
+    block: int,
+    around_ours: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> Comparison:
+    """Each block of ``ours`` timed between two blocks of ``raw``; ratios per round.
+
+    ``around_ours`` is entered outside the timing around each block of ``ours``
+    only: a global patch (an instrumentation of the SDK's classes) that must
+    leave the raw blocks alone.
+    """
 
     def block_seconds(function: Callable[[], object]) -> float:
         start = time.perf_counter()
@@ -98,16 +110,21 @@ def interleaved(raw: Callable[[], object], ours: Callable[[], object], rounds: i
             function()
         return (time.perf_counter() - start) / block
 
-    for _ in range(block):  # warm both pools and code paths
-        raw()
-        ours()
+    def our_block_seconds() -> float:
+        with around_ours():
+            return block_seconds(ours)
+
+    block_seconds(raw)  # warm both pools and code paths
+    our_block_seconds()
     ratios, raw_times, our_times = [], [], []
     before = block_seconds(raw)
     for _ in range(rounds):
-        mine = block_seconds(ours)
+        mine = our_block_seconds()
         after = block_seconds(raw)
         ratios.append(mine / ((before + after) / 2))
         raw_times.append(before)
         our_times.append(mine)
         before = after
-    return Comparison(statistics.median(raw_times) * 1e6, statistics.median(our_times) * 1e6, ratios)
+    return Comparison(
+        statistics.median(raw_times) * 1e6, statistics.median(our_times) * 1e6, ratios, block * (rounds + 1)
+    )
