@@ -1,7 +1,8 @@
-"""What the benchmarks share: the server in its own process, and interleaved timing."""
+"""What the benchmarks share: the server in its own process, the calls they make, and interleaved timing."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import statistics
@@ -11,6 +12,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+
+import openai
+
+from otel_llm import LLMSettings, get_llm_client_smart
+
+VARIANTS = ("raw", "lean", "default")  # the raw openai client; otel-llm with LLM_HTTP_SPANS=false; by default
+KINDS = ("chat", "stream", "responses")
+MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
+INPUT = "Extract the keywords of this job description."
+KEY_VARIABLE = "OTEL_LLM_BENCH_KEY"
 
 
 @contextmanager
@@ -28,6 +39,31 @@ def server_process(reply_words: int = 16) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def sdk_call(variant: str, kind: str, base_url: str) -> Callable[[], object]:
+    """One call of ``kind`` (a stream read to its end) by one of the :data:`VARIANTS`, as a service makes it."""
+    if variant == "raw":
+        raw = openai.OpenAI(base_url=base_url, api_key="bench-key", max_retries=0)
+
+        def client() -> openai.OpenAI:
+            return raw
+
+        model: dict[str, str] = {"model": "gpt-4.1-mini"}
+    else:
+        os.environ[KEY_VARIABLE] = "bench-key"
+        endpoint = {"provider": "openai", "model": "gpt-4.1-mini", "base_url": base_url, "api_key_env": KEY_VARIABLE}
+        settings = LLMSettings(models={"mini": endpoint}, model_default="mini", http_spans=variant == "default")
+
+        def client() -> openai.OpenAI:
+            return get_llm_client_smart("keywords", settings=settings)  # per call, as a service asks per request
+
+        model = {}
+    return {
+        "chat": lambda: client().chat.completions.create(messages=MESSAGES, **model),
+        "stream": lambda: list(client().chat.completions.create(messages=MESSAGES, stream=True, **model)),
+        "responses": lambda: client().responses.create(input=INPUT, **model),
+    }[kind]
 
 
 @contextmanager

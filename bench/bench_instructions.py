@@ -19,24 +19,17 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _harness import server_process
-
-VARIANTS = ("raw", "lean", "default")
-KINDS = ("chat", "stream", "responses")
-MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
-INPUT = "Extract the keywords of this job description."
+from _harness import KINDS, VARIANTS, sdk_call, server_process
 
 
 def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
     """The measured process: ``count`` calls (after three to warm up), then the spans flushed."""
-    import openai
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -44,38 +37,11 @@ def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from otel_llm import LLMSettings, get_llm_client_smart
-
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    os.environ["OTEL_LLM_BENCH_KEY"] = "bench-key"
-    if variant == "raw":
-        raw = openai.OpenAI(base_url=base_url, api_key="bench-key", max_retries=0)
-
-        def client() -> openai.OpenAI:
-            return raw
-
-        model: dict[str, str] = {"model": "gpt-4.1-mini"}
-    else:
-        endpoint = {
-            "provider": "openai",
-            "model": "gpt-4.1-mini",
-            "base_url": base_url,
-            "api_key_env": "OTEL_LLM_BENCH_KEY",
-        }
-        settings = LLMSettings(models={"mini": endpoint}, model_default="mini", http_spans=variant == "default")
-
-        def client() -> openai.OpenAI:
-            return get_llm_client_smart("keywords", settings=settings)  # per call, as a service asks per request
-
-        model = {}
-    call = {
-        "chat": lambda: client().chat.completions.create(messages=MESSAGES, **model),
-        "stream": lambda: list(client().chat.completions.create(messages=MESSAGES, stream=True, **model)),
-        "responses": lambda: client().responses.create(input=INPUT, **model),
-    }[kind]
+    call = sdk_call(variant, kind, base_url)
     for _ in range(3):
         call()
     # Keep the start-up heap out of every later collection: else the size of
