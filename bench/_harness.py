@@ -1,4 +1,4 @@
-"""What the benchmarks share: the server in its own process, the calls they make, and interleaved timing."""
+"""What the benchmarks share: the server in its own process, the SDK providers, the calls, and interleaved timing."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import openai
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from otel_llm import LLMSettings, get_llm_client_smart
 
@@ -39,6 +45,28 @@ def server_process(reply_words: int = 16) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+class DropExporter(SpanExporter):
+    """Receives every batch, as an OTLP exporter would, counts its spans by instrumentation scope, and drops it."""
+
+    def __init__(self) -> None:
+        self.spans_by_scope: Counter[str] = Counter()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans_by_scope.update(scope.name if (scope := span.instrumentation_scope) else "" for span in spans)
+        return SpanExportResult.SUCCESS
+
+
+def install_sdk() -> tuple[TracerProvider, DropExporter, InMemoryMetricReader]:
+    """Real SDK providers, as in a service: spans batched to an exporter that drops them, and a metric reader."""
+    provider = TracerProvider()
+    exporter = DropExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return provider, exporter, reader
 
 
 def sdk_call(variant: str, kind: str, base_url: str) -> Callable[[], object]:

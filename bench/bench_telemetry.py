@@ -23,18 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import NamedTuple
 
 import openai
-from _harness import Comparison, interleaved, redis_process, server_process
-from opentelemetry import metrics, trace
+from _harness import Comparison, install_sdk, interleaved, redis_process, server_process
 from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from otel_llm import LLMSettings, get_llm_client_smart
 
@@ -52,26 +47,6 @@ TARGETS = {
 
 
 LEAN_GOAL, STREAM_LEAN_GOAL = 1.10, 1.05  # issue 12 (print_goals)
-
-
-class _DropExporter(SpanExporter):
-    """Receives every batch, as an OTLP exporter would, counts its spans by instrumentation scope, and drops it."""
-
-    def __init__(self) -> None:
-        self.spans_by_scope: Counter[str] = Counter()
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.spans_by_scope.update(scope.name if (scope := span.instrumentation_scope) else "" for span in spans)
-        return SpanExportResult.SUCCESS
-
-
-def install_sdk() -> tuple[TracerProvider, _DropExporter]:
-    provider = TracerProvider()
-    exporter = _DropExporter()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    return provider, exporter
 
 
 class Reference(NamedTuple):
@@ -185,7 +160,7 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=10, help="calls per block")
     args = parser.parse_args()
 
-    provider, exporter = install_sdk()
+    provider, exporter, _ = install_sdk()
     os.environ[KEY_VARIABLE] = "bench-key"
     with server_process(reply_words=20) as base_url, redis_process() as redis_url:
         model = {"provider": "openai", "model": "gpt-4.1-mini", "base_url": base_url, "api_key_env": KEY_VARIABLE}
