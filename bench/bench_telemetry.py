@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import NamedTuple
 
+import httpx2
 import openai
 from _harness import Comparison, install_sdk, interleaved, redis_process, server_process
 from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
@@ -65,11 +67,26 @@ def openai_v2_patch() -> Iterator[Callable[[], AbstractContextManager[object]] |
     ``OpenAIInstrumentor`` wraps ``Completions.create`` of the SDK for the whole
     process (wrapt), which would also instrument the raw blocks timed in
     between. Yields ``None`` when it is not installed.
+
+    It imports ``httpx`` for one check, whether the client's ``base_url`` is an
+    ``httpx.URL`` (then it records ``server.address`` and ``server.port``);
+    since openai 3 the SDK's URLs are httpx2's, so httpx2 stands in for httpx
+    while it is imported: it then does the work it does on the SDK it was
+    written for, and httpx (whose presence changes how mypy sees the httpx
+    instrumentation's types) need not be installed.
     """
+    stand_in = "httpx" not in sys.modules
+    if stand_in:
+        sys.modules["httpx"] = httpx2
     try:
         from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
     except ImportError as missing:
         print(f"openai-v2 rows skipped: {missing} (pip install -e '.[bench]')")
+        OpenAIInstrumentor = None
+    finally:
+        if stand_in:
+            del sys.modules["httpx"]
+    if OpenAIInstrumentor is None:
         yield None
         return
     resource = openai.resources.chat.completions.Completions
