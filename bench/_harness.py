@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
+import httpx2
 import openai
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -24,6 +26,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from otel_llm import LLMSettings, get_llm_client_smart
 
 VARIANTS = ("raw", "lean", "default")  # the raw openai client; otel-llm with LLM_HTTP_SPANS=false; by default
+# the raw client with its HTTP client instrumented (httpx2 instrumentation alone); with the official instrumentation
+REFERENCES = ("httpx2", "openai-v2")
 KINDS = ("chat", "stream", "responses")
 MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
 INPUT = "Extract the keywords of this job description."
@@ -69,16 +73,37 @@ def install_sdk() -> tuple[TracerProvider, DropExporter, InMemoryMetricReader]:
     return provider, exporter, reader
 
 
+def import_openai_v2() -> type | None:
+    """The official instrumentation's ``OpenAIInstrumentor`` (``None``: not installed, see the ``bench`` extra).
+
+    It imports ``httpx`` for one check, whether the client's ``base_url`` is an
+    ``httpx.URL`` (then it records ``server.address`` and ``server.port``);
+    since openai 3 the SDK's URLs are httpx2's, so httpx2 stands in for httpx
+    while it is imported: it then does the work it does on the SDK it was
+    written for, and httpx (whose presence changes how mypy sees the httpx
+    instrumentation's types) need not be installed.
+    """
+    stand_in = "httpx" not in sys.modules
+    if stand_in:
+        sys.modules["httpx"] = httpx2
+    try:
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    except ImportError:
+        return None
+    finally:
+        if stand_in:
+            del sys.modules["httpx"]
+    return OpenAIInstrumentor
+
+
 def sdk_call(variant: str, kind: str, base_url: str) -> Callable[[], object]:
-    """One call of ``kind`` (a stream read to its end) by one of the :data:`VARIANTS`, as a service makes it."""
-    if variant == "raw":
-        raw = openai.OpenAI(base_url=base_url, api_key="bench-key", max_retries=0)
+    """One call of ``kind`` (a stream read to its end) by one of the :data:`VARIANTS` or :data:`REFERENCES`.
 
-        def client() -> openai.OpenAI:
-            return raw
-
-        model: dict[str, str] = {"model": "gpt-4.1-mini"}
-    else:
+    ``openai-v2`` instruments the SDK's classes for the whole process, and asks
+    for a stream's usage chunk (it records a stream's tokens only from it).
+    """
+    stream_options: dict[str, object] = {}
+    if variant in VARIANTS[1:]:
         os.environ[KEY_VARIABLE] = "bench-key"
         endpoint = {"provider": "openai", "model": "gpt-4.1-mini", "base_url": base_url, "api_key_env": KEY_VARIABLE}
         settings = LLMSettings(models={"mini": endpoint}, model_default="mini", http_spans=variant == "default")
@@ -87,9 +112,27 @@ def sdk_call(variant: str, kind: str, base_url: str) -> Callable[[], object]:
             return get_llm_client_smart("keywords", settings=settings)  # per call, as a service asks per request
 
         model = {}
+    else:
+        http_client = openai.DefaultHttpxClient() if variant == "httpx2" else None
+        if http_client is not None:
+            HTTPX2ClientInstrumentor.instrument_client(http_client)
+        if variant == "openai-v2":
+            instrumentor = import_openai_v2()
+            if instrumentor is None:
+                raise RuntimeError("openai-v2 is not installed: pip install -e '.[bench]'")
+            instrumentor().instrument()
+            stream_options = {"stream_options": {"include_usage": True}}
+        raw = openai.OpenAI(base_url=base_url, api_key="bench-key", max_retries=0, http_client=http_client)
+
+        def client() -> openai.OpenAI:
+            return raw
+
+        model = {"model": "gpt-4.1-mini"}
     return {
         "chat": lambda: client().chat.completions.create(messages=MESSAGES, **model),
-        "stream": lambda: list(client().chat.completions.create(messages=MESSAGES, stream=True, **model)),
+        "stream": lambda: list(
+            client().chat.completions.create(messages=MESSAGES, stream=True, **model, **stream_options)
+        ),
         "responses": lambda: client().responses.create(input=INPUT, **model),
     }[kind]
 

@@ -1,6 +1,7 @@
 """Instructions per call under ``valgrind --tool=callgrind``: otel-llm against the raw SDK.
 
     python bench/bench_instructions.py [--kinds chat stream responses] [--calls 10 40] [--jobs 2]
+                                       [--variants raw lean default httpx2 openai-v2]
 
 Timings on a shared machine drown a change of a few percent; instruction
 counts do not: the same program with the same inputs executes the same
@@ -13,6 +14,10 @@ the cost of one call, start-up and imports cancelled out. The hash seed is
 fixed (it decides dict layouts, so counts move by about half a percent from
 one seed to another) and the start-up heap is frozen out of the garbage
 collector's work. A run takes minutes.
+
+``--variants`` adds the references: ``httpx2`` (the raw client with its HTTP
+client instrumented) and ``openai-v2`` (the official instrumentation, which
+needs ``pip install -e '.[bench]'``; its streams ask for the usage chunk).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _harness import KINDS, VARIANTS, sdk_call, server_process
+from _harness import KINDS, REFERENCES, VARIANTS, sdk_call, server_process
 
 
 def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
@@ -75,6 +80,7 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--calls", nargs=2, type=int, default=[10, 40], metavar=("N1", "N2"))
     parser.add_argument("--jobs", type=int, default=2, help="callgrind processes at once")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS + REFERENCES, default=list(VARIANTS))
     parser.add_argument(
         "--seed",
         type=int,
@@ -83,22 +89,23 @@ def main() -> None:
     )
     args = parser.parse_args()
     first, second = args.calls
+    variants = ["raw", *(variant for variant in args.variants if variant != "raw")]  # the ratios are to raw
     with server_process(reply_words=20) as base_url, ThreadPoolExecutor(args.jobs) as pool:
         runs = {
             (kind, variant, count): pool.submit(_instructions, variant, kind, count, base_url, args.seed)
             for kind in args.kinds
-            for variant in VARIANTS
+            for variant in variants
             for count in (first, second)
         }
         print(f"instructions per call, (N{second} - N{first}) / {second - first}, callgrind")
         for kind in args.kinds:
             per_call = {
                 variant: (runs[kind, variant, second].result() - runs[kind, variant, first].result()) / (second - first)
-                for variant in VARIANTS
+                for variant in variants
             }
             raw = per_call["raw"]
             cells = "  ".join(
-                f"{variant} {per_call[variant] / 1e6:7.3f} M ({per_call[variant] / raw:.3f}x)" for variant in VARIANTS
+                f"{variant} {per_call[variant] / 1e6:7.3f} M ({per_call[variant] / raw:.3f}x)" for variant in variants
             )
             print(f"{kind:<10} {cells}")
 

@@ -22,22 +22,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import NamedTuple
 
-import httpx2
 import openai
-from _harness import Comparison, install_sdk, interleaved, redis_process, server_process
-from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+from _harness import (
+    INPUT,
+    KEY_VARIABLE,
+    MESSAGES,
+    Comparison,
+    import_openai_v2,
+    install_sdk,
+    interleaved,
+    redis_process,
+    sdk_call,
+    server_process,
+)
 
 from otel_llm import LLMSettings, get_llm_client_smart
 
-KEY_VARIABLE = "OTEL_LLM_BENCH_KEY"
-MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
-INPUT = "Extract the keywords of this job description."
 TARGETS = {
     "non-streamed, LLM_HTTP_SPANS=false": 1.10,
     "non-streamed, default (HTTP spans)": 1.25,
@@ -67,31 +72,15 @@ def openai_v2_patch() -> Iterator[Callable[[], AbstractContextManager[object]] |
     ``OpenAIInstrumentor`` wraps ``Completions.create`` of the SDK for the whole
     process (wrapt), which would also instrument the raw blocks timed in
     between. Yields ``None`` when it is not installed.
-
-    It imports ``httpx`` for one check, whether the client's ``base_url`` is an
-    ``httpx.URL`` (then it records ``server.address`` and ``server.port``);
-    since openai 3 the SDK's URLs are httpx2's, so httpx2 stands in for httpx
-    while it is imported: it then does the work it does on the SDK it was
-    written for, and httpx (whose presence changes how mypy sees the httpx
-    instrumentation's types) need not be installed.
     """
-    stand_in = "httpx" not in sys.modules
-    if stand_in:
-        sys.modules["httpx"] = httpx2
-    try:
-        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-    except ImportError as missing:
-        print(f"openai-v2 rows skipped: {missing} (pip install -e '.[bench]')")
-        OpenAIInstrumentor = None
-    finally:
-        if stand_in:
-            del sys.modules["httpx"]
-    if OpenAIInstrumentor is None:
+    instrumentor_class = import_openai_v2()
+    if instrumentor_class is None:
+        print("openai-v2 rows skipped: it is not installed (pip install -e '.[bench]')")
         yield None
         return
     resource = openai.resources.chat.completions.Completions
     original = resource.__dict__["create"]
-    instrumentor = OpenAIInstrumentor()
+    instrumentor = instrumentor_class()
     instrumentor.instrument()
     patched = resource.__dict__["create"]
     assert patched is not original, "OpenAIInstrumentor did not patch Completions.create"
@@ -118,30 +107,27 @@ def references(
     raw: openai.OpenAI, base_url: str, openai_v2: Callable[[], AbstractContextManager[object]] | None
 ) -> dict[str, Reference]:
     """The rows of the httpx2 instrumentation alone and of the official ``openai-v2`` instrumentation."""
-    http_client = openai.DefaultHttpxClient()
-    HTTPX2ClientInstrumentor.instrument_client(http_client)
-    with_http_spans = openai.OpenAI(base_url=base_url, api_key="bench-key", max_retries=0, http_client=http_client)
-    usage = {"include_usage": True}  # openai-v2 records a stream's tokens only from the usage chunk
-
-    def chat(client: openai.OpenAI) -> Callable[[], object]:
-        return lambda: client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
-
-    def stream(client: openai.OpenAI, **options: object) -> Callable[[], object]:
-        return lambda: list(
-            client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True, **options)
-        )
-
     httpx_scope = "opentelemetry.instrumentation.httpx"
     rows = {
-        "non-streamed, httpx2 instrumentation alone": Reference(chat(raw), chat(with_http_spans), httpx_scope),
-        "20-chunk stream, httpx2 instrumentation alone": Reference(stream(raw), stream(with_http_spans), httpx_scope),
-    }
-    if openai_v2 is not None:
-        v2_scope = "opentelemetry.util.genai.handler"  # its spans come from the GenAI utilities' handler
-        rows["non-streamed, official openai-v2"] = Reference(chat(raw), chat(raw), v2_scope, openai_v2)
-        rows["20-chunk stream + usage, official openai-v2"] = Reference(
-            stream(raw, stream_options=usage), stream(raw, stream_options=usage), v2_scope, openai_v2
+        f"{label}, httpx2 instrumentation alone": Reference(
+            sdk_call("raw", kind, base_url), sdk_call("httpx2", kind, base_url), httpx_scope
         )
+        for label, kind in (("non-streamed", "chat"), ("20-chunk stream", "stream"))
+    }
+    if openai_v2 is not None:  # the same raw client, patched around the blocks timed as openai-v2's only
+        v2_scope = "opentelemetry.util.genai.handler"  # its spans come from the GenAI utilities' handler
+        usage = {"include_usage": True}  # it records a stream's tokens only from the usage chunk
+
+        def chat() -> object:
+            return raw.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES)
+
+        def stream() -> object:
+            return list(
+                raw.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, stream=True, stream_options=usage)
+            )
+
+        rows["non-streamed, official openai-v2"] = Reference(chat, chat, v2_scope, openai_v2)
+        rows["20-chunk stream + usage, official openai-v2"] = Reference(stream, stream, v2_scope, openai_v2)
     return rows
 
 
