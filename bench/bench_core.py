@@ -16,12 +16,10 @@ import os
 import sys
 
 import openai
-from _harness import interleaved, per_call_us, server_process
+from _harness import KEY_VARIABLE, MESSAGES, interleaved, per_call_us, server_process
 
 from otel_llm import LLMSettings, get_llm_client_smart, select_model
 
-KEY_VARIABLE = "OTEL_LLM_BENCH_KEY"
-MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
 TARGETS_US = {"select_model": 2.0, "select_model, five-header dict": 1.0, "get_llm_client_smart (cached)": 20.0}
 # What a web request carries, without the two selection headers: the usual case.
 REQUEST_HEADERS = {

@@ -1,6 +1,7 @@
 """Instructions per call under ``valgrind --tool=callgrind``: otel-llm against the raw SDK.
 
     python bench/bench_instructions.py [--kinds chat stream responses] [--calls 10 40] [--jobs 2]
+                                       [--variants raw lean default httpx2 openai-v2]
     python bench/bench_instructions.py --profile lean [--kinds chat]
 
 Timings on a shared machine drown a change of a few percent; instruction
@@ -14,6 +15,10 @@ the cost of one call, start-up and imports cancelled out. The hash seed is
 fixed (it decides dict layouts, so counts move by about half a percent from
 one seed to another) and the start-up heap is frozen out of the garbage
 collector's work. A run takes minutes.
+
+``--variants`` adds the references: ``httpx2`` (the raw client with its HTTP
+client instrumented) and ``openai-v2`` (the official instrumentation, which
+needs ``pip install -e '.[bench]'``; its streams ask for the usage chunk).
 
 ``--profile VARIANT`` says where they go, in Python terms: the same loop runs
 under cProfile for VARIANT and for the raw client, and the functions whose
@@ -35,17 +40,11 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _harness import server_process
-
-VARIANTS = ("raw", "lean", "default")
-KINDS = ("chat", "stream", "responses")
-MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
-INPUT = "Extract the keywords of this job description."
+from _harness import KINDS, REFERENCES, VARIANTS, sdk_call, server_process
 
 
 def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
     """The measured process: ``count`` calls (after three to warm up), then the spans flushed."""
-    import openai
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -53,38 +52,11 @@ def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from otel_llm import LLMSettings, get_llm_client_smart
-
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    os.environ["OTEL_LLM_BENCH_KEY"] = "bench-key"
-    if variant == "raw":
-        raw = openai.OpenAI(base_url=base_url, api_key="bench-key", max_retries=0)
-
-        def client() -> openai.OpenAI:
-            return raw
-
-        model: dict[str, str] = {"model": "gpt-4.1-mini"}
-    else:
-        endpoint = {
-            "provider": "openai",
-            "model": "gpt-4.1-mini",
-            "base_url": base_url,
-            "api_key_env": "OTEL_LLM_BENCH_KEY",
-        }
-        settings = LLMSettings(models={"mini": endpoint}, model_default="mini", http_spans=variant == "default")
-
-        def client() -> openai.OpenAI:
-            return get_llm_client_smart("keywords", settings=settings)  # per call, as a service asks per request
-
-        model = {}
-    call = {
-        "chat": lambda: client().chat.completions.create(messages=MESSAGES, **model),
-        "stream": lambda: list(client().chat.completions.create(messages=MESSAGES, stream=True, **model)),
-        "responses": lambda: client().responses.create(input=INPUT, **model),
-    }[kind]
+    call = sdk_call(variant, kind, base_url)
     for _ in range(3):
         call()
     # Keep the start-up heap out of every later collection: else the size of
@@ -153,6 +125,7 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--calls", nargs=2, type=int, default=[10, 40], metavar=("N1", "N2"))
     parser.add_argument("--jobs", type=int, default=2, help="callgrind processes at once")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS + REFERENCES, default=list(VARIANTS))
     parser.add_argument(
         "--seed",
         type=int,
@@ -162,6 +135,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=VARIANTS[1:], help="list the function calls VARIANT adds to raw's")
     args = parser.parse_args()
     first, second = args.calls
+    variants = ["raw", *(variant for variant in args.variants if variant != "raw")]  # the ratios are to raw
     if args.profile:
         with server_process(reply_words=20) as base_url:
             for kind in args.kinds:
@@ -171,18 +145,18 @@ def main() -> None:
         runs = {
             (kind, variant, count): pool.submit(_instructions, variant, kind, count, base_url, args.seed)
             for kind in args.kinds
-            for variant in VARIANTS
+            for variant in variants
             for count in (first, second)
         }
         print(f"instructions per call, (N{second} - N{first}) / {second - first}, callgrind")
         for kind in args.kinds:
             per_call = {
                 variant: (runs[kind, variant, second].result() - runs[kind, variant, first].result()) / (second - first)
-                for variant in VARIANTS
+                for variant in variants
             }
             raw = per_call["raw"]
             cells = "  ".join(
-                f"{variant} {per_call[variant] / 1e6:7.3f} M ({per_call[variant] / raw:.3f}x)" for variant in VARIANTS
+                f"{variant} {per_call[variant] / 1e6:7.3f} M ({per_call[variant] / raw:.3f}x)" for variant in variants
             )
             print(f"{kind:<10} {cells}")
 
