@@ -16,20 +16,22 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExporter, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from ._errors import ConfigError
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 __all__ = ["configure_telemetry"]
 
-_Exporter = TypeVar("_Exporter", SpanExporter, MetricExporter)
+# The SDK and the exporters are imported when configure_telemetry() runs: an
+# application with providers of its own never loads them through otel_llm.
+
+_Exporter = TypeVar("_Exporter", "SpanExporter", "MetricExporter")
 
 
 def configure_telemetry(service_name: str | None = None) -> bool:
@@ -38,6 +40,12 @@ def configure_telemetry(service_name: str | None = None) -> bool:
     Returns whether anything was installed. ``service_name`` is used when
     ``OTEL_SERVICE_NAME`` does not name the service.
     """
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     install_tracing = isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     install_metrics = _no_meter_provider()
     # Every exporter is made before a provider is installed: a configuration error installs nothing.
@@ -82,9 +90,6 @@ def _grpc_extra(variable: str) -> Iterator[None]:
         raise ConfigError(f"{variable}: 'grpc' needs the gRPC exporter: pip install 'otel-llm[grpc]'") from None
 
 
-# The exporters are imported when chosen.
-
-
 def _otlp_spans() -> SpanExporter:
     if variable := _grpc_variable("TRACES"):
         with _grpc_extra(variable):
@@ -105,8 +110,20 @@ def _otlp_metrics() -> MetricExporter:
     return OTLPMetricExporter()
 
 
-_SPAN_EXPORTERS: dict[str, Callable[[], SpanExporter]] = {"otlp": _otlp_spans, "console": ConsoleSpanExporter}
-_METRIC_EXPORTERS: dict[str, Callable[[], MetricExporter]] = {"otlp": _otlp_metrics, "console": ConsoleMetricExporter}
+def _console_spans() -> SpanExporter:
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    return ConsoleSpanExporter()
+
+
+def _console_metrics() -> MetricExporter:
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+    return ConsoleMetricExporter()
+
+
+_SPAN_EXPORTERS: dict[str, Callable[[], SpanExporter]] = {"otlp": _otlp_spans, "console": _console_spans}
+_METRIC_EXPORTERS: dict[str, Callable[[], MetricExporter]] = {"otlp": _otlp_metrics, "console": _console_metrics}
 
 
 def _exporters(variable: str, known: dict[str, Callable[[], _Exporter]]) -> list[_Exporter]:
