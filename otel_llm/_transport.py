@@ -36,7 +36,6 @@ import httpcore2
 import httpx2
 import openai
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 
 from ._guard import GuardedMeterProvider, GuardedTracerProvider
 
@@ -72,8 +71,14 @@ def async_http_client(*, http_spans: bool) -> httpx2.AsyncClient:
     return client
 
 
+# The httpx2 instrumentation is imported with the first client built, not with otel_llm: with
+# what it brings (propagators, packaging, its semantic-convention helpers) it is slow to import.
+
+
 def _instrument(client: httpx2.Client | httpx2.AsyncClient) -> None:
     """The HTTP span under each attempt; a telemetry pipeline that raises cannot fail the request."""
+    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+
     HTTPX2ClientInstrumentor.instrument_client(
         client,
         tracer_provider=GuardedTracerProvider(trace.get_tracer_provider()),
@@ -83,6 +88,8 @@ def _instrument(client: httpx2.Client | httpx2.AsyncClient) -> None:
 
 def _instrumented_globally() -> bool:
     """Under ``opentelemetry-instrument`` every httpx2 client already makes HTTP spans: no second one."""
+    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+
     return bool(HTTPX2ClientInstrumentor().is_instrumented_by_opentelemetry)
 
 
