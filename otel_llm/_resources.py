@@ -11,8 +11,8 @@ wrappers included, is the SDK's unchanged; the types of this module are in
 
 The classes are made on first use (a client's first ``.chat``, ``.embeddings``,
 ``.responses``, ...), in ``_resource_classes``: the SDK's resources and their
-streaming helpers take about as long to import as the rest of otel_llm, and
-``import openai`` defers them to first use too.
+streaming helpers were the largest part of what ``import otel_llm`` added to
+``import openai``, which defers them to first use too.
 """
 
 from __future__ import annotations
