@@ -94,7 +94,8 @@ def _otlp_spans() -> SpanExporter:
     if variable := _grpc_variable("TRACES"):
         with _grpc_extra(variable):
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-        return GrpcSpanExporter()
+        grpc_spans: SpanExporter = GrpcSpanExporter()  # typed here: mypy may run without the extra
+        return grpc_spans
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()
@@ -104,7 +105,8 @@ def _otlp_metrics() -> MetricExporter:
     if variable := _grpc_variable("METRICS"):
         with _grpc_extra(variable):
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
-        return GrpcMetricExporter()
+        grpc_metrics: MetricExporter = GrpcMetricExporter()  # typed here: mypy may run without the extra
+        return grpc_metrics
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter()
