@@ -8,22 +8,16 @@ marker the client's request path replaces with the model of each attempt (a
 default into every request's options). Everything else, the raw-response
 wrappers included, is the SDK's unchanged; the types of this module are in
 ``_resources.pyi``, generated from the SDK by ``scripts/generate_resources_stub.py``.
+
+The classes are made on first use (a client's first ``.chat``, ``.embeddings``,
+``.responses``, ...), in ``_resource_classes``: the SDK's resources and their
+streaming helpers were the largest part of what ``import otel_llm`` added to
+``import openai``, which defers them to first use too.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from functools import cached_property
 from typing import Any, Final
-
-from openai._client import (
-    AsyncOpenAIWithRawResponse,
-    AsyncOpenAIWithStreamedResponse,
-    OpenAIWithRawResponse,
-    OpenAIWithStreamedResponse,
-)
-from openai.resources import chat, embeddings, responses
 
 __all__ = ["SELECTED_MODEL", "is_selected"]
 
@@ -43,86 +37,15 @@ def is_selected(model: object) -> bool:
     return model is None or isinstance(model, _Selected)
 
 
-def _generating(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` with what otel-llm decides left out: ``model`` and ``timeout``."""
+def __getattr__(name: str) -> Any:
+    """A resource class, imported with the others on first use; kept here, so later uses find it directly."""
+    if name.startswith("__"):  # the import system's and tools' probes (``__path__``, ...) load nothing
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _resource_classes
 
-    @functools.wraps(method)
-    def call(self: Any, *args: Any, model: Any = SELECTED_MODEL, timeout: Any = None, **kwargs: Any) -> Any:
-        return method(self, *args, model=model, timeout=timeout, **kwargs)
-
-    return call
-
-
-def _generating_or_resumed(method: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`_generating` for ``responses.stream``, whose resumed streams (``response_id=``) take no model."""
-    generating = _generating(method)
-
-    @functools.wraps(method)
-    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return (method if "response_id" in kwargs else generating)(self, *args, **kwargs)
-
-    return call
-
-
-class Completions(chat.Completions):
-    create = _generating(chat.Completions.create)
-    parse = _generating(chat.Completions.parse)
-    stream = _generating(chat.Completions.stream)
-
-
-class AsyncCompletions(chat.AsyncCompletions):
-    create = _generating(chat.AsyncCompletions.create)
-    parse = _generating(chat.AsyncCompletions.parse)
-    stream = _generating(chat.AsyncCompletions.stream)
-
-
-class Chat(chat.Chat):
-    @cached_property
-    def completions(self) -> Completions:
-        return Completions(self._client)
-
-
-class AsyncChat(chat.AsyncChat):
-    @cached_property
-    def completions(self) -> AsyncCompletions:
-        return AsyncCompletions(self._client)
-
-
-class Embeddings(embeddings.Embeddings):
-    create = _generating(embeddings.Embeddings.create)
-
-
-class AsyncEmbeddings(embeddings.AsyncEmbeddings):
-    create = _generating(embeddings.AsyncEmbeddings.create)
-
-
-class Responses(responses.Responses):
-    create = _generating(responses.Responses.create)
-    parse = _generating(responses.Responses.parse)
-    stream = _generating_or_resumed(responses.Responses.stream)
-
-
-class AsyncResponses(responses.AsyncResponses):
-    create = _generating(responses.AsyncResponses.create)
-    parse = _generating(responses.AsyncResponses.parse)
-    stream = _generating_or_resumed(responses.AsyncResponses.stream)
-
-
-# The raw-response wrappers are the SDK's: wrapping the methods above, they
-# make ``model`` optional too. The stub gives them their types.
-ChatWithRawResponse = chat.ChatWithRawResponse
-AsyncChatWithRawResponse = chat.AsyncChatWithRawResponse
-ChatWithStreamingResponse = chat.ChatWithStreamingResponse
-AsyncChatWithStreamingResponse = chat.AsyncChatWithStreamingResponse
-CompletionsWithRawResponse = chat.CompletionsWithRawResponse
-AsyncCompletionsWithRawResponse = chat.AsyncCompletionsWithRawResponse
-CompletionsWithStreamingResponse = chat.CompletionsWithStreamingResponse
-AsyncCompletionsWithStreamingResponse = chat.AsyncCompletionsWithStreamingResponse
-EmbeddingsWithRawResponse = embeddings.EmbeddingsWithRawResponse
-AsyncEmbeddingsWithRawResponse = embeddings.AsyncEmbeddingsWithRawResponse
-EmbeddingsWithStreamingResponse = embeddings.EmbeddingsWithStreamingResponse
-AsyncEmbeddingsWithStreamingResponse = embeddings.AsyncEmbeddingsWithStreamingResponse
-LLMClientWithRawResponse = OpenAIWithRawResponse
-AsyncLLMClientWithRawResponse = AsyncOpenAIWithRawResponse
-LLMClientWithStreamedResponse = OpenAIWithStreamedResponse
-AsyncLLMClientWithStreamedResponse = AsyncOpenAIWithStreamedResponse
+    try:
+        value = getattr(_resource_classes, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value

@@ -12,7 +12,7 @@ attempt (with ``LLM_ATTEMPT_TIMEOUT_S``) and the stream wrappers (with
 ``LLM_STREAM_IDLE_TIMEOUT_S``) say it through :data:`read_deadline`: while it
 is set, every wait on the connection ends by then at the latest (an httpx
 timeout), whatever the request's own timeout. The connection pools' network
-backends are wrapped for it.
+backends are wrapped for it (in ``_bounded_reads``).
 
 The ``openai`` SDK's sync ``Stream`` stops at ``data: [DONE]`` and closes the
 response before the HTTP body has ended, which throws the connection away:
@@ -26,17 +26,12 @@ already drains after ``[DONE]`` itself.)
 
 from __future__ import annotations
 
-import ssl
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
 
-import httpcore2
 import httpx2
 import openai
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 
 from ._guard import GuardedMeterProvider, GuardedTracerProvider
 
@@ -53,9 +48,15 @@ _DRAIN_LIMIT_BYTES = 64 * 1024
 _BODY_EXTENSION = "otel_llm.body"
 
 
+# The httpx2 instrumentation and the bounded reads (httpcore2) are imported with the first client
+# built, not with otel_llm: they are slow to import.
+
+
 def sync_http_client(*, http_spans: bool) -> httpx2.Client:
+    from ._bounded_reads import bound_reads
+
     transport = httpx2.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS)
-    _bound_reads(transport)
+    bound_reads(transport)
     client = openai.DefaultHttpxClient(transport=_DrainOnCloseTransport(transport))
     if http_spans and not _instrumented_globally():
         _instrument(client)
@@ -63,10 +64,12 @@ def sync_http_client(*, http_spans: bool) -> httpx2.Client:
 
 
 def async_http_client(*, http_spans: bool) -> httpx2.AsyncClient:
+    from ._bounded_reads import bound_reads
+
     client = openai.DefaultAsyncHttpxClient()
     # The default transport and any mounted for the environment's proxies.
     for transport in (client._transport, *client._mounts.values()):
-        _bound_reads(transport)
+        bound_reads(transport)
     if http_spans and not _instrumented_globally():
         _instrument(client)
     return client
@@ -74,6 +77,8 @@ def async_http_client(*, http_spans: bool) -> httpx2.AsyncClient:
 
 def _instrument(client: httpx2.Client | httpx2.AsyncClient) -> None:
     """The HTTP span under each attempt; a telemetry pipeline that raises cannot fail the request."""
+    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+
     HTTPX2ClientInstrumentor.instrument_client(
         client,
         tracer_provider=GuardedTracerProvider(trace.get_tracer_provider()),
@@ -83,6 +88,8 @@ def _instrument(client: httpx2.Client | httpx2.AsyncClient) -> None:
 
 def _instrumented_globally() -> bool:
     """Under ``opentelemetry-instrument`` every httpx2 client already makes HTTP spans: no second one."""
+    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+
     return bool(HTTPX2ClientInstrumentor().is_instrumented_by_opentelemetry)
 
 
@@ -134,117 +141,3 @@ class _DrainOnClose(httpx2.SyncByteStream):
             pass  # the body was broken anyway: the connection is not reused
         finally:
             self._stream.close()
-
-
-# -- reads bounded by read_deadline ------------------------------------------------
-
-
-def _bounded(timeout: float | None) -> float | None:
-    """``timeout``, shortened to what is left before :data:`read_deadline`."""
-    deadline = read_deadline.get()
-    if deadline is None:
-        return timeout
-    left = max(deadline - time.monotonic(), 0.001)  # 0 would make the socket non-blocking
-    return left if timeout is None or left < timeout else timeout
-
-
-def _bound_reads(transport: Any) -> None:
-    """Bound the network waits of an httpx transport's connection pool (httpx offers no hook for it)."""
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if isinstance(backend, httpcore2.NetworkBackend):
-        pool._network_backend = _BoundedBackend(backend)  # type: ignore[union-attr]
-    elif isinstance(backend, httpcore2.AsyncNetworkBackend):
-        pool._network_backend = _AsyncBoundedBackend(backend)  # type: ignore[union-attr]
-
-
-class _BoundedBackend(httpcore2.NetworkBackend):
-    def __init__(self, backend: httpcore2.NetworkBackend) -> None:
-        self._backend = backend
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.NetworkStream:
-        stream = self._backend.connect_tcp(host, port, _bounded(timeout), local_address, socket_options)
-        return _BoundedStream(stream)
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore2.NetworkStream:
-        return _BoundedStream(self._backend.connect_unix_socket(path, _bounded(timeout), socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-class _BoundedStream(httpcore2.NetworkStream):
-    def __init__(self, stream: httpcore2.NetworkStream) -> None:
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _bounded(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _bounded(timeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore2.NetworkStream:
-        return _BoundedStream(self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout)))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class _AsyncBoundedBackend(httpcore2.AsyncNetworkBackend):
-    def __init__(self, backend: httpcore2.AsyncNetworkBackend) -> None:
-        self._backend = backend
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        stream = await self._backend.connect_tcp(host, port, _bounded(timeout), local_address, socket_options)
-        return _AsyncBoundedStream(stream)
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore2.AsyncNetworkStream:
-        return _AsyncBoundedStream(await self._backend.connect_unix_socket(path, _bounded(timeout), socket_options))
-
-    async def sleep(self, seconds: float) -> None:
-        await self._backend.sleep(seconds)
-
-
-class _AsyncBoundedStream(httpcore2.AsyncNetworkStream):
-    def __init__(self, stream: httpcore2.AsyncNetworkStream) -> None:
-        self._stream = stream
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._stream.read(max_bytes, _bounded(timeout))
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, _bounded(timeout))
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    async def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore2.AsyncNetworkStream:
-        return _AsyncBoundedStream(await self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout)))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)

@@ -1,4 +1,4 @@
-"""configure_telemetry(), and a real OTLP/HTTP export decoded by a local receiver."""
+"""configure_telemetry(), and real OTLP/HTTP and OTLP/gRPC exports decoded by local receivers."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry import metrics, trace
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from otel_llm import configure_telemetry
 
@@ -54,11 +61,31 @@ def receiver() -> Iterator[_Receiver]:
     server.server_close()
 
 
-def test_demo_exports_spans_and_metrics_over_otlp_http(receiver: _Receiver) -> None:
-    environment = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
-    result = subprocess.run(
-        [sys.executable, "-m", "otel_llm", "demo"], capture_output=True, text=True, timeout=60, env=environment
+# Prepended to a child's script: the gRPC exporter and grpcio cannot be imported there, as if
+# otel-llm[grpc] were not installed (they are, in the test environment).
+_WITHOUT_GRPC = """
+import sys
+
+class _WithoutGrpc:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "grpc" or name.startswith("opentelemetry.exporter.otlp.proto.grpc"):
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
+        return None
+
+sys.meta_path.insert(0, _WithoutGrpc())
+"""
+
+
+def _in_fresh_process(script: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env={**os.environ, **environment}
     )
+
+
+def test_demo_exports_spans_and_metrics_over_otlp_http_without_grpc(receiver: _Receiver) -> None:
+    """The default protocol needs nothing of otel-llm[grpc]."""
+    demo = "from otel_llm.cli import main\nsys.exit(main(['demo']))\n"
+    result = _in_fresh_process(_WITHOUT_GRPC + demo, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
     assert result.returncode == 0, result.stderr
     assert f"Telemetry: OTLP to {receiver.endpoint}" in result.stdout
 
@@ -98,28 +125,116 @@ def test_configure_telemetry_leaves_existing_providers_alone() -> None:
     assert metrics.get_meter_provider() is meter_provider
 
 
-def _configure_in_fresh_process(**environment: str) -> subprocess.CompletedProcess[str]:
-    script = (
-        "import otel_llm\n"
-        "from opentelemetry import trace, metrics\n"
-        "print(otel_llm.configure_telemetry('svc'))\n"
-        "print(type(trace.get_tracer_provider()).__name__, type(metrics.get_meter_provider()).__name__)\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env={**os.environ, **environment}
-    )
+_CONFIGURE = """
+import otel_llm
+from opentelemetry import trace, metrics
+try:
+    print(otel_llm.configure_telemetry('svc'))
+finally:
+    print(type(trace.get_tracer_provider()).__name__, type(metrics.get_meter_provider()).__name__)
+"""
 
 
 def test_configure_telemetry_installs_sdk_providers_where_none_are() -> None:
-    result = _configure_in_fresh_process(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none")
+    result = _in_fresh_process(_CONFIGURE, OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["True", "TracerProvider MeterProvider"]
 
 
 def test_configure_telemetry_names_an_unknown_exporter() -> None:
-    result = _configure_in_fresh_process(OTEL_TRACES_EXPORTER="zipkin")
+    result = _in_fresh_process(_CONFIGURE, OTEL_TRACES_EXPORTER="zipkin")
     assert result.returncode != 0
     assert "OTEL_TRACES_EXPORTER: unknown exporter 'zipkin' (expected otlp, console or none)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"],
+)
+def test_grpc_without_the_grpc_extra_names_the_variable_and_the_extra(variable: str) -> None:
+    result = _in_fresh_process(_WITHOUT_GRPC + _CONFIGURE, **{variable: "grpc"})
+    assert result.returncode != 0
+    assert (
+        f"otel_llm._errors.ConfigError: {variable}: 'grpc' needs the gRPC exporter: pip install 'otel-llm[grpc]'"
+        in result.stderr
+    )
+    assert result.stdout.splitlines() == ["ProxyTracerProvider _ProxyMeterProvider"]  # nothing half installed
+
+
+def test_a_signal_s_own_protocol_wins_over_the_general_one() -> None:
+    result = _in_fresh_process(
+        _WITHOUT_GRPC + _CONFIGURE,
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
+        OTEL_METRICS_EXPORTER="none",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["True", "TracerProvider MeterProvider"]
+
+
+def test_an_unknown_protocol_is_named_with_its_variable() -> None:
+    result = _in_fresh_process(_CONFIGURE, OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="http/json")
+    assert result.returncode != 0
+    assert "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: expected 'http/protobuf' or 'grpc', got 'http/json'" in result.stderr
+
+
+def test_configure_telemetry_exports_over_otlp_grpc_with_the_grpc_extra() -> None:
+    grpc = pytest.importorskip("grpc", reason="the grpc extra: pip install -e '.[test]'")
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    received: list[ExportTraceServiceRequest | ExportMetricsServiceRequest] = []
+
+    class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: ExportTraceServiceRequest, context: object) -> ExportTraceServiceResponse:
+            received.append(request)
+            return ExportTraceServiceResponse()
+
+    class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+        def Export(self, request: ExportMetricsServiceRequest, context: object) -> ExportMetricsServiceResponse:
+            received.append(request)
+            return ExportMetricsServiceResponse()
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    export_one_of_each = (
+        "tracer, meter = trace.get_tracer('app'), metrics.get_meter('app')\n"
+        "tracer.start_span('over grpc').end()\n"
+        "meter.create_counter('app.calls').add(1)\n"
+        "trace.get_tracer_provider().shutdown()\n"
+        "metrics.get_meter_provider().shutdown()\n"
+    )
+    try:
+        result = _in_fresh_process(
+            _CONFIGURE + export_one_of_each,
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        )
+    finally:
+        server.stop(grace=None)
+    assert result.returncode == 0, result.stderr
+
+    spans = [
+        span.name
+        for request in received
+        if isinstance(request, ExportTraceServiceRequest)
+        for resource_spans in request.resource_spans
+        for scope in resource_spans.scope_spans
+        for span in scope.spans
+    ]
+    counters = [
+        metric.name
+        for request in received
+        if isinstance(request, ExportMetricsServiceRequest)
+        for resource_metrics in request.resource_metrics
+        for scope in resource_metrics.scope_metrics
+        for metric in scope.metrics
+    ]
+    assert spans == ["over grpc"]
+    assert counters == ["app.calls"]
 
 
 def test_under_opentelemetry_instrument_each_attempt_has_one_http_span(receiver: _Receiver) -> None:
