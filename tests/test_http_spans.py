@@ -1,7 +1,8 @@
 """The HTTP span and metric under each attempt are the httpx2 instrumentation's own (SPEC §6).
 
-otel-llm instruments its HTTP clients with ``opentelemetry-instrumentation-httpx``, through guarded providers.
-What the library records must stay what it records alone: run as a script, this module makes the same call
+otel-llm instruments its HTTP clients with ``opentelemetry-instrumentation-httpx``, through guarded providers,
+and defers the instrumentation's normalisation of every header to when a header is to be captured. What the
+library records must stay what it records alone: run as a script, this module makes the same call
 through a client instrumented by the library alone (before otel-llm touched anything), through otel-llm's
 client, and through a second library-only client, under real SDK providers, and prints the HTTP spans and
 duration metrics as JSON.
@@ -10,8 +11,10 @@ duration metrics as JSON.
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import subprocess
 import sys
 from collections.abc import Callable
@@ -144,6 +147,44 @@ def test_the_http_span_and_metric_are_what_the_library_alone_records(environment
         assert attributes["http.response.header.content_type"] == ["application/json"]
         assert "http.response.header.x_ratelimit_limit_requests" in attributes
         assert "http.response.status_code" in attributes and "http.status_code" in attributes
+
+
+# The methods of httpx2.Headers that read headers (Cookies and Request of the same module have some of these names:
+# they count as much in both clients).
+_READS = {"get_list", "keys", "values", "items", "multi_items", "get", "__getitem__", "__iter__", "__contains__"}
+
+
+def _header_reads(client: Any) -> int:
+    """How often one chat call through ``client`` reads headers (calls a reading method of ``httpx2.Headers``)."""
+    client.chat.completions.create(model="m", messages=MESSAGES)  # connection and code paths warm
+    profile = cProfile.Profile()
+    profile.enable()
+    client.chat.completions.create(model="m", messages=MESSAGES)
+    profile.disable()
+    stats: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    return sum(
+        calls
+        for (filename, _, function), (_, calls, *_) in stats.items()
+        if function in _READS and filename.endswith(os.path.join("httpx2", "_models.py"))
+    )
+
+
+def test_an_http_span_reads_no_header_when_none_is_captured(llm_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instrumentation would read every header twice over, for nothing. Should this fail after an update
+    of opentelemetry-instrumentation-httpx, the hook in otel_llm/_transport.py no longer reaches it: see there."""
+    import openai
+
+    from otel_llm import _transport
+
+    def client(http_spans: bool) -> openai.OpenAI:
+        http_client = _transport.sync_http_client(http_spans=http_spans)
+        return openai.OpenAI(base_url=llm_server.base_url, api_key="sk-test", http_client=http_client)
+
+    plain = _header_reads(client(http_spans=False))
+    assert _header_reads(client(http_spans=True)) == plain
+    # Read at instrumentation time: a client made now captures a request header, so reads them all.
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", "x-stainless-lang")
+    assert _header_reads(client(http_spans=True)) > plain
 
 
 if __name__ == "__main__":
