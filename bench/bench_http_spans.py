@@ -1,6 +1,6 @@
 """Instructions per request of the httpx2 instrumentation under ``valgrind --tool=callgrind``, and where they go.
 
-    python bench/bench_http_spans.py [--variants plain ours ...] [--calls 10 40] [--jobs 2]
+    python bench/bench_http_spans.py [--variants ...] [--calls 10 40] [--pieces 200 1200] [--jobs 2]
 
 A raw ``openai.OpenAI`` client calls the embedded server (in its own process,
 20-word replies) with real OpenTelemetry SDK providers installed (a
@@ -11,11 +11,15 @@ As in bench_instructions.py, each variant makes N1 and then N2 non-streamed
 chat calls in a callgrind process of its own, (total(N2) - total(N1)) /
 (N2 - N1) is one request, and the hash seed is fixed.
 
-The ``without-*`` variants take one piece of work out of the instrumented
+``library-alone`` is the client instrumented by the library with the SDK
+providers, nothing of otel-llm's (no guards, header normalisation not
+deferred); ``unguarded`` and ``unguarded-tracer`` are otel-llm's way without
+one or both guarded providers. The ``without-*`` variants take one piece of work out of the instrumented
 client (in the measured process only, by replacing a function of the
 instrumentation package): what the count drops by is what that piece costs a
 request where it runs, callees included. They are measurements, not options:
-their spans lack what the piece made.
+their spans lack what the piece made. ``--pieces`` counts each piece alone,
+on the request and response of a real call.
 """
 
 from __future__ import annotations
@@ -49,22 +53,26 @@ def _without(name: str, replacement: Callable[..., Any]) -> Callable[[], None]:
     return patch
 
 
-def _instrument(client: Any, *, guarded_tracer: bool = True, meter: str = "guarded") -> None:
-    """The client instrumented as otel-llm does, or with other providers."""
+def _instrument(client: Any, *, tracer: str = "guarded", meter: str = "guarded", library_alone: bool = False) -> None:
+    """The client instrumented as otel-llm does but with other providers, or by the library alone."""
     from opentelemetry import metrics, trace
 
+    from otel_llm import _transport
     from otel_llm._guard import GuardedMeterProvider, GuardedTracerProvider
 
-    tracer_provider = trace.get_tracer_provider()
+    tracer_provider = {
+        "guarded": GuardedTracerProvider(trace.get_tracer_provider()),
+        "global": trace.get_tracer_provider(),
+    }[tracer]
     meter_provider = {
         "guarded": GuardedMeterProvider(metrics.get_meter_provider()),
         "global": metrics.get_meter_provider(),
         "no-op": metrics.NoOpMeterProvider(),
     }[meter]
+    if not library_alone:
+        _transport._defer_header_normalisation()
     _instrumentation().HTTPX2ClientInstrumentor.instrument_client(
-        client,
-        tracer_provider=GuardedTracerProvider(tracer_provider) if guarded_tracer else tracer_provider,
-        meter_provider=meter_provider,
+        client, tracer_provider=tracer_provider, meter_provider=meter_provider
     )
 
 
@@ -78,8 +86,9 @@ def _ours(client: Any) -> None:
 VARIANTS: dict[str, tuple[Callable[[Any], None] | None, Callable[[], None] | None]] = {
     "plain": (None, None),
     "ours": (_ours, None),
-    "unguarded": (lambda client: _instrument(client, guarded_tracer=False, meter="global"), None),
-    "unguarded-tracer": (lambda client: _instrument(client, guarded_tracer=False), None),
+    "library-alone": (lambda client: _instrument(client, tracer="global", meter="global", library_alone=True), None),
+    "unguarded": (lambda client: _instrument(client, tracer="global", meter="global"), None),
+    "unguarded-tracer": (lambda client: _instrument(client, tracer="global"), None),
     "without-header-normalisation": (_ours, _without("_normalize_headers", lambda headers, module: {})),
     "without-url-redaction": (_ours, _without("redact_url", lambda url: url)),
     "without-propagation": (_ours, _without("inject", lambda carrier: None)),
