@@ -78,8 +78,16 @@ class _GuardedTracer(trace.Tracer):
     def start_as_current_span(
         self, name: str, *args: Any, end_on_exit: bool = True, **kwargs: Any
     ) -> Iterator[trace.Span]:
-        with trace.use_span(self.start_span(name, *args, **kwargs), end_on_exit=end_on_exit) as span:
-            yield span
+        # Only starting and ending a span reach the span processors. Ended here,
+        # under the guard, the span itself can be handed out instead of a proxy
+        # whose every method call (the instrumentation makes a dozen) costs.
+        span = guarded(self._tracer.start_span, name, *args, default=NO_SPAN, **kwargs)
+        try:
+            with trace.use_span(span) as current:
+                yield current
+        finally:
+            if end_on_exit:
+                guarded(span.end)
 
 
 class _GuardedSpan(wrapt.ObjectProxy):  # type: ignore[type-arg]
