@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from unittest import mock
 
 import httpx2
@@ -256,3 +257,20 @@ def interleaved(
     return Comparison(
         statistics.median(raw_times) * 1e6, statistics.median(our_times) * 1e6, ratios, block * (rounds + 1)
     )
+
+
+def callgrind_instructions(command: Sequence[str], seed: int) -> int:
+    """The instructions ``command`` executes under ``valgrind --tool=callgrind``, with hash seed ``seed``
+    (it decides dict layouts: counts move by about half a percent from one seed to another)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "callgrind.out"
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        )
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"no instruction total in callgrind's output for {' '.join(command)}")

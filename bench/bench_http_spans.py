@@ -26,16 +26,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from _harness import server_process
+from _harness import callgrind_instructions, server_process
 
 MESSAGES = [{"role": "user", "content": "Extract the keywords of this job description."}]
 
@@ -250,18 +246,7 @@ def _calls(variant: str, count: int, base_url: str) -> None:
 
 def _instructions(child: list[str], seed: int) -> int:
     """The instructions a run of this script with arguments ``child`` executes, under callgrind."""
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "callgrind.out"
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__, *child],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PYTHONHASHSEED": str(seed)},
-        )
-        for line in out.read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise RuntimeError(f"no instruction total in callgrind's output for {child}")
+    return callgrind_instructions([sys.executable, __file__, *child], seed)
 
 
 def _per_run(

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import pstats
 import re
 import subprocess
@@ -40,7 +39,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _harness import KINDS, REFERENCES, VARIANTS, sdk_call, server_process
+from _harness import KINDS, REFERENCES, VARIANTS, callgrind_instructions, sdk_call, server_process
 
 
 def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
@@ -69,19 +68,7 @@ def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
 
 
 def _instructions(variant: str, kind: str, count: int, base_url: str, seed: int) -> int:
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "callgrind.out"
-        child = [sys.executable, __file__, "--child", variant, kind, str(count), base_url]
-        subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *child],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PYTHONHASHSEED": str(seed)},
-        )
-        for line in out.read_text().splitlines():
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise RuntimeError(f"no instruction total in callgrind's output for {variant} {kind}")
+    return callgrind_instructions([sys.executable, __file__, "--child", variant, kind, str(count), base_url], seed)
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
