@@ -58,8 +58,8 @@ class StreamReader:
 
     __slots__ = ("answer", "complete")
 
-    completes_at_done: ClassVar[bool] = False
-    """Whether the SSE terminator ``[DONE]`` completes the answer (some servers send no finish reason)."""
+    watches_events: ClassVar[bool] = False
+    """Whether :meth:`event` sees the server-sent events before the SDK parses them."""
 
     def __init__(self) -> None:
         self.answer = Answer()
@@ -68,6 +68,13 @@ class StreamReader:
     def held_back(self, event: Any) -> bool:
         """Whether ``event`` precedes the output: the attempt may still be retried after it."""
         return False
+
+    def event(self, data: str) -> bool:
+        """Read a server-sent event's ``data`` before the SDK parses it; whether the SDK gets it.
+
+        Asked only when :attr:`watches_events`.
+        """
+        return True
 
     def observe(self, event: Any, capture: bool) -> bool:
         """Record ``event``; whether the caller gets to see it."""
@@ -138,13 +145,28 @@ def _message_text(choice: Any) -> str:
 class _ChatStream(StreamReader):
     __slots__ = ("_hide_usage_chunk", "_reasons", "_texts")
 
-    completes_at_done = True
+    watches_events = True
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         super().__init__()
         self._hide_usage_chunk = hide_usage_chunk
         self._reasons: dict[int, str] = {}
         self._texts: dict[int, list[str]] = {}
+
+    def event(self, data: str) -> bool:
+        # Some servers send no finish reason: the SSE terminator completes the answer.
+        if data.startswith("[DONE]"):
+            self.complete = True
+            return True
+        # The usage chunk we asked for, read from its JSON: the SDK would spend as
+        # long building it as on a dozen content chunks, for the caller never to see it.
+        if not self._hide_usage_chunk or '"usage"' not in data or '"usage":null' in data or '"usage": null' in data:
+            return True
+        usage = _bare_usage_chunk(data)
+        if usage is None:
+            return True  # not the documented usage chunk: the SDK parses it, observe() reads it
+        self.answer.usage = usage
+        return False
 
     def observe(self, chunk: Any, capture: bool) -> bool:
         answer = self.answer
@@ -173,6 +195,32 @@ class _ChatStream(StreamReader):
             texts = {index: "".join(parts) for index, parts in self._texts.items()}
             answer.output_messages = lambda: _assistant_messages(texts, reasons)
         return answer
+
+
+def _bare_usage_chunk(data: str) -> Usage | None:
+    """The usage of a chunk that carries nothing else (``"choices": []``, as OpenAI sends it), all counts integers."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(chunk, dict) or chunk.get("choices") != [] or "error" in chunk:
+        return None
+    usage = chunk.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    input_details = usage.get("prompt_tokens_details") or {}
+    output_details = usage.get("completion_tokens_details") or {}
+    if not isinstance(input_details, dict) or not isinstance(output_details, dict):
+        return None
+    counts: tuple[Any, ...] = (
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        input_details.get("cached_tokens") or 0,
+        output_details.get("reasoning_tokens") or 0,
+    )
+    if not all(type(count) is int for count in counts):
+        return None
+    return Usage(*counts)
 
 
 def _says_nothing(choice: Any) -> bool:

@@ -34,7 +34,7 @@ from openai import AsyncAPIResponse, AsyncStream, Stream
 
 from ._apis import StreamReader
 from ._errors import StreamTruncatedError
-from ._guard import guarded
+from ._guard import guarded, report_failure
 from ._telemetry import AttemptTelemetry, error_type
 from ._transport import finish_body_on_close, read_deadline
 
@@ -75,14 +75,21 @@ class StreamObserver:
         self._blind = False  # an event could not be read: its completeness is not ours to judge
 
     def follow(self, stream: Stream[Any] | AsyncStream[Any]) -> None:
-        """Watch ``stream``'s server-sent events for the ``[DONE]`` terminator, when it completes the answer."""
-        if self.reader.completes_at_done:
-            guarded(_watch_for_done, stream, self)
+        """Show ``stream``'s server-sent events to the reader before the SDK parses them, when it watches them."""
+        if self.reader.watches_events:
+            guarded(_watch_events, stream, self)
 
-    def done(self) -> None:
-        """The provider sent ``[DONE]``: the answer is complete, finish reason or not."""
-        self.reader.complete = True
-        finish_body_on_close(self.response)
+    def passes(self, data: str) -> bool:
+        """Whether the SDK gets the server-sent event ``data`` (the reader may keep it for itself)."""
+        reader = self.reader
+        try:
+            passes = reader.event(data)
+        except Exception:
+            report_failure(reader.event)
+            return True
+        if reader.complete:
+            finish_body_on_close(self.response)  # the answer is complete: let the connection be reused
+        return passes
 
     def wait_for_next(self) -> Token[float | None] | None:
         """Bound the wait for the next event by the idle timeout; the token to give :meth:`waited`."""
@@ -99,15 +106,13 @@ class StreamObserver:
         """Observe ``event``; whether the caller gets to see it."""
         if self._time_to_first_chunk is None:
             self._time_to_first_chunk = self.attempt.elapsed()
-        visible = guarded(self._observe, event, default=None)
-        if visible is None:
+        reader = self.reader
+        try:
+            visible = reader.observe(event, self.attempt.capture)
+        except Exception:
+            report_failure(reader.observe)
             self._blind = True
             return True
-        return visible
-
-    def _observe(self, event: Any) -> bool:
-        reader = self.reader
-        visible = reader.observe(event, self.attempt.capture)
         if reader.complete:
             finish_body_on_close(self.response)  # the answer is complete: let the connection be reused
         return visible
@@ -295,13 +300,13 @@ class ObservedRawResponse(wrapt.ObjectProxy[Any]):
         self._self_observer.end(None)
 
 
-def _watch_for_done(stream: Stream[Any] | AsyncStream[Any], observer: StreamObserver) -> None:
-    # The SDK stops at [DONE] without telling: watch its decoder (it offers no hook).
-    stream._decoder = _DoneWatch(stream._decoder, observer)
+def _watch_events(stream: Stream[Any] | AsyncStream[Any], observer: StreamObserver) -> None:
+    # The SDK parses every event, and stops at [DONE] without telling: watch its decoder (it offers no hook).
+    stream._decoder = _EventWatch(stream._decoder, observer)
 
 
-class _DoneWatch:
-    """An SDK server-sent-event decoder that tells the observer when ``[DONE]`` passes."""
+class _EventWatch:
+    """An SDK server-sent-event decoder that passes on only the events the observer lets through."""
 
     __slots__ = ("_decoder", "_observer")
 
@@ -310,13 +315,13 @@ class _DoneWatch:
         self._observer = observer
 
     def iter_bytes(self, iterator: Iterator[bytes]) -> Iterator[Any]:
+        passes = self._observer.passes
         for event in self._decoder.iter_bytes(iterator):
-            if event.data.startswith("[DONE]"):
-                self._observer.done()
-            yield event
+            if passes(event.data):
+                yield event
 
     async def aiter_bytes(self, iterator: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+        passes = self._observer.passes
         async for event in self._decoder.aiter_bytes(iterator):
-            if event.data.startswith("[DONE]"):
-                self._observer.done()
-            yield event
+            if passes(event.data):
+                yield event

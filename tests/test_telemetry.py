@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+import otel_llm._apis
 from otel_llm import (
     LLMSettings,
     StreamTruncatedError,
@@ -314,6 +315,82 @@ def test_stream_usage_is_exact_and_the_extra_chunk_hidden(
     )
     [(_, first_chunk, unit)] = metric_points(metric_reader, "gen_ai.client.operation.time_to_first_chunk", api)
     assert (first_chunk.count, unit) == (1, "s")
+
+
+@pytest.mark.parametrize("caller_asks_usage", [False, True])
+def test_a_stream_records_cached_and_reasoning_tokens_as_its_usage_chunk_says(
+    server: MockLLMServer, settings: LLMSettings, spans: InMemorySpanExporter, api: str, caller_asks_usage: bool
+) -> None:
+    """The usage chunk we asked for is read from its JSON before the SDK parses it; one the caller
+    asked for is read from the SDK's chunk. Both record what the raw SDK parses from the same stream."""
+    request: Any = {"messages": [{"role": "user", "content": "word " * 1100}], "reasoning_effort": "low"}
+    raw = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+
+    def raw_usage() -> Any:
+        with_usage = {"stream_options": {"include_usage": True}}
+        return list(raw.chat.completions.create(model="gpt-4.1-mini", stream=True, **request, **with_usage))[-1].usage
+
+    raw_usage()  # the prompt is cached from now on
+    options = {"stream_options": {"include_usage": True}} if caller_asks_usage else {}
+    chunks = list(
+        get_llm_client_smart(api, settings=settings).chat.completions.create(stream=True, **request, **options)
+    )
+    usage = raw_usage()
+
+    assert usage is not None and usage.prompt_tokens_details and usage.completion_tokens_details
+    cached, reasoning = usage.prompt_tokens_details.cached_tokens, usage.completion_tokens_details.reasoning_tokens
+    assert cached and cached > 1000 and reasoning
+
+    assert [c.usage for c in chunks if c.usage is not None] == ([usage] if caller_asks_usage else [])
+    _, attempt, _ = tree(spans)
+    assert {name: attempt.attributes.get(name) for name in USAGE_ATTRIBUTES} == {
+        "gen_ai.usage.input_tokens": usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": usage.completion_tokens,
+        "gen_ai.usage.cache_read.input_tokens": cached,
+        "gen_ai.usage.reasoning.output_tokens": reasoning,
+    }
+    assert attempt.attributes["otel_llm.cost.usd"] == pytest.approx(
+        cost(usage.prompt_tokens, usage.completion_tokens, cached)
+    )
+
+
+USAGE_ATTRIBUTES = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+)
+
+
+def test_a_bug_reading_raw_stream_events_changes_nothing_the_caller_gets(
+    server: MockLLMServer,
+    settings: LLMSettings,
+    spans: InMemorySpanExporter,
+    api: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Our own reading of server-sent events raising: every event goes on to the SDK, the usage
+    chunk is then read from the SDK's chunk (and still hidden), and the failure is logged once."""
+    client = get_llm_client_smart(api, settings=settings)
+    expected = list(client.chat.completions.create(messages=MESSAGES, stream=True))
+    spans.clear()
+
+    def bug(data: str) -> None:
+        raise RuntimeError("reader bug")
+
+    monkeypatch.setattr(otel_llm._apis, "_bare_usage_chunk", bug)
+    with caplog.at_level(logging.ERROR, logger="otel_llm"):
+        streams = [list(client.chat.completions.create(messages=MESSAGES, stream=True)) for _ in range(3)]
+
+    def seen(chunks: list[Any]) -> list[Any]:
+        return [(c.choices, c.usage) for c in chunks]
+
+    assert all(seen(chunks) == seen(expected) for chunks in streams)
+    attempts = [s for s in spans.get_finished_spans() if s.name == "chat gpt-4.1-mini"]
+    assert len(attempts) == 3 and all(s.attributes["gen_ai.usage.output_tokens"] == 16 for s in attempts)
+    [record] = caplog.records
+    assert "_ChatStream.event" in record.getMessage() and "the call goes on without it" in record.getMessage()
 
 
 @pytest.mark.anyio
