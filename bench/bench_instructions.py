@@ -3,6 +3,7 @@
     python bench/bench_instructions.py [--kinds chat stream responses] [--calls 10 40] [--jobs 2]
                                        [--variants raw lean default httpx2 openai-v2]
     python bench/bench_instructions.py --profile lean [--kinds chat]
+    python bench/bench_instructions.py --no-sdk
 
 Timings on a shared machine drown a change of a few percent; instruction
 counts do not: the same program with the same inputs executes the same
@@ -19,6 +20,10 @@ collector's work. A run takes minutes.
 ``--variants`` adds the references: ``httpx2`` (the raw client with its HTTP
 client instrumented) and ``openai-v2`` (the official instrumentation, which
 needs ``pip install -e '.[bench]'``; its streams ask for the usage chunk).
+
+``--no-sdk`` leaves the OpenTelemetry API's no-op providers in place, so
+that what is left above raw is otel-llm's own work: the difference to a run
+with the SDK is what the SDK's spans and measurements cost.
 
 ``--profile VARIANT`` says where they go, in Python terms: the same loop runs
 under cProfile for VARIANT and for the raw client, and the functions whose
@@ -42,8 +47,11 @@ from pathlib import Path
 from _harness import KINDS, REFERENCES, VARIANTS, callgrind_instructions, sdk_call, server_process
 
 
-def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
-    """The measured process: ``count`` calls (after three to warm up), then the spans flushed."""
+def _calls(variant: str, kind: str, count: int, base_url: str, sdk: bool) -> None:
+    """The measured process: ``count`` calls (after three to warm up), then the spans flushed.
+
+    ``sdk``: with the SDK's providers installed (else the API's no-op ones stay).
+    """
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -53,8 +61,9 @@ def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
-    trace.set_tracer_provider(provider)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    if sdk:
+        trace.set_tracer_provider(provider)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
     call = sdk_call(variant, kind, base_url)
     for _ in range(3):
         call()
@@ -67,8 +76,12 @@ def _calls(variant: str, kind: str, count: int, base_url: str) -> None:
     provider.shutdown()
 
 
-def _instructions(variant: str, kind: str, count: int, base_url: str, seed: int) -> int:
-    return callgrind_instructions([sys.executable, __file__, "--child", variant, kind, str(count), base_url], seed)
+def _child(variant: str, kind: str, count: int, base_url: str, sdk: bool = True) -> list[str]:
+    return [__file__, "--child", variant, kind, str(count), base_url, "sdk" if sdk else "no-sdk"]
+
+
+def _instructions(variant: str, kind: str, count: int, base_url: str, seed: int, sdk: bool) -> int:
+    return callgrind_instructions([sys.executable, *_child(variant, kind, count, base_url, sdk)], seed)
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
@@ -79,7 +92,7 @@ def _profile(variant: str, kind: str, count: int, base_url: str) -> dict[tuple[s
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "profile"
         profiler = [sys.executable, "-m", "cProfile", "-o", str(out)]
-        subprocess.run([*profiler, __file__, "--child", variant, kind, str(count), base_url], check=True)
+        subprocess.run([*profiler, *_child(variant, kind, count, base_url)], check=True)
         stats = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
     counts: dict[tuple[str, int, str], int] = {}
     for (file, line, name), (_, calls, *_) in stats.items():
@@ -105,8 +118,8 @@ def _print_profile(variant: str, kind: str, counts: tuple[int, int], base_url: s
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        variant, kind, count, base_url = sys.argv[2:6]
-        _calls(variant, kind, int(count), base_url)
+        variant, kind, count, base_url, sdk = sys.argv[2:7]
+        _calls(variant, kind, int(count), base_url, sdk == "sdk")
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
@@ -120,6 +133,7 @@ def main() -> None:
         help="PYTHONHASHSEED of the measured processes (another seed moves counts ~0.5%%)",
     )
     parser.add_argument("--profile", choices=VARIANTS[1:], help="list the function calls VARIANT adds to raw's")
+    parser.add_argument("--no-sdk", action="store_true", help="keep the API's no-op providers: otel-llm's own work")
     args = parser.parse_args()
     first, second = args.calls
     variants = ["raw", *(variant for variant in args.variants if variant != "raw")]  # the ratios are to raw
@@ -128,14 +142,16 @@ def main() -> None:
             for kind in args.kinds:
                 _print_profile(args.profile, kind, (first, second), base_url)
         return
+    sdk = not args.no_sdk
     with server_process(reply_words=20) as base_url, ThreadPoolExecutor(args.jobs) as pool:
         runs = {
-            (kind, variant, count): pool.submit(_instructions, variant, kind, count, base_url, args.seed)
+            (kind, variant, count): pool.submit(_instructions, variant, kind, count, base_url, args.seed, sdk)
             for kind in args.kinds
             for variant in variants
             for count in (first, second)
         }
-        print(f"instructions per call, (N{second} - N{first}) / {second - first}, callgrind")
+        providers = "the SDK's providers" if sdk else "the API's no-op providers"
+        print(f"instructions per call, (N{second} - N{first}) / {second - first}, callgrind, {providers}")
         for kind in args.kinds:
             per_call = {
                 variant: (runs[kind, variant, second].result() - runs[kind, variant, first].result()) / (second - first)

@@ -160,7 +160,10 @@ class _ChatStream(StreamReader):
             return True
         # The usage chunk we asked for, read from its JSON: the SDK would spend as
         # long building it as on a dozen content chunks, for the caller never to see it.
-        if not self._hide_usage_chunk or '"usage"' not in data or '"usage":null' in data or '"usage": null' in data:
+        if not self._hide_usage_chunk:
+            return True
+        at = data.find('"usage":')  # every chunk has it ("usage":null), but only one a usage
+        if at < 0 or data.startswith(("null", " null"), at + 8):
             return True
         usage = _bare_usage_chunk(data)
         if usage is None:
