@@ -1,4 +1,4 @@
-"""Types of ``otel_llm._resources``, generated from openai 3.57.0 by scripts/generate_resources_stub.py: do not edit."""
+"""Types of ``otel_llm._resources``, generated from openai 3.63.0 by scripts/generate_resources_stub.py: do not edit."""
 
 import httpx2
 from functools import cached_property
