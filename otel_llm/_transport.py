@@ -53,22 +53,35 @@ _BODY_EXTENSION = "otel_llm.body"
 # built, not with otel_llm: they are slow to import.
 
 
-def sync_http_client(*, http_spans: bool) -> httpx2.Client:
-    from ._bounded_reads import bound_reads
+# Both clients are built as the SDK builds its own, and their transports
+# changed afterwards: a client given a transport would ignore the proxies of
+# the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), which httpx
+# mounts as transports of their own, beside the default one.
 
-    transport = httpx2.HTTPTransport(limits=openai.DEFAULT_CONNECTION_LIMITS)
-    bound_reads(transport)
-    client = openai.DefaultHttpxClient(transport=_DrainOnCloseTransport(transport))
+
+def sync_http_client(*, http_spans: bool) -> httpx2.Client:
+    client = openai.DefaultHttpxClient()
+    client._transport = _sync_transport(client._transport)
+    client._mounts = {
+        pattern: None if transport is None else _sync_transport(transport)  # None: NO_PROXY, the default
+        for pattern, transport in client._mounts.items()
+    }
     if http_spans and not _instrumented_globally():
         _instrument(client)
     return client
+
+
+def _sync_transport(transport: httpx2.BaseTransport) -> httpx2.BaseTransport:
+    from ._bounded_reads import bound_reads
+
+    bound_reads(transport)
+    return _DrainOnCloseTransport(transport)
 
 
 def async_http_client(*, http_spans: bool) -> httpx2.AsyncClient:
     from ._bounded_reads import bound_reads
 
     client = openai.DefaultAsyncHttpxClient()
-    # The default transport and any mounted for the environment's proxies.
     for transport in (client._transport, *client._mounts.values()):
         bound_reads(transport)
     if http_spans and not _instrumented_globally():

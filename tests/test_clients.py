@@ -10,6 +10,7 @@ from typing import Any
 
 import openai
 import pytest
+from forward_proxy import ForwardProxy
 from helpers import KEY, shapes_settings
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -196,6 +197,36 @@ def test_a_client_per_request_reuses_one_connection(server: MockLLMServer, setti
         get_llm_client_smart("keywords", settings=settings).chat.completions.create(messages=MESSAGES)
     assert server.connections_opened == opened
     assert len({request.connection for request in server.requests}) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("bypassed", [False, True], ids=["HTTP_PROXY", "NO_PROXY"])
+async def test_clients_go_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch, bypassed: bool
+) -> None:
+    """``HTTP_PROXY`` and ``NO_PROXY`` hold for sync and async clients, streams included, as for the SDK's own."""
+    with ForwardProxy() as proxy, MockLLMServer() as upstream:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        if bypassed:
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        settings = shapes_settings(upstream)
+        sync = get_llm_client_smart("keywords", settings=settings)
+        async_client = get_async_llm_client_smart("keywords", settings=settings)
+        raw = openai.OpenAI(base_url=upstream.base_url, api_key="k", max_retries=0)
+
+        answers = [
+            sync.chat.completions.create(messages=MESSAGES).choices[0].message.content,
+            "".join(
+                chunk.choices[0].delta.content or ""
+                for chunk in sync.chat.completions.create(messages=MESSAGES, stream=True)
+                if chunk.choices
+            ),
+            (await async_client.chat.completions.create(messages=MESSAGES)).choices[0].message.content,
+            raw.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES).choices[0].message.content,
+        ]
+
+    assert len(upstream.requests) == 4 and len(set(answers)) == 1 and answers[0]
+    assert proxy.forwarded == ([] if bypassed else [f"{upstream.base_url}/chat/completions"] * 4)
 
 
 def test_async_clients_work_across_event_loops(server: MockLLMServer, settings: LLMSettings) -> None:
