@@ -37,6 +37,15 @@ INPUT = "Extract the keywords of this job description."
 KEY_VARIABLE = "OTEL_LLM_BENCH_KEY"
 
 
+def versions() -> str:
+    """What the figures depend on: the interpreter, the SDK, and the OpenTelemetry SDK (whose cost per
+    attribute changed from 1.44 to 1.45)."""
+    from importlib.metadata import version
+
+    sdk = version("opentelemetry-sdk")
+    return f"python {sys.version.split()[0]}, openai {openai.__version__}, opentelemetry-sdk {sdk}"
+
+
 @contextmanager
 def server_process(reply_words: int = 16, tls: bool = False) -> Iterator[str]:
     """The embedded server in its own process, as a real provider would be; yields its base URL.

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import openai
-from _harness import KEY_VARIABLE, MESSAGES, interleaved, per_call_us, server_process
+from _harness import KEY_VARIABLE, MESSAGES, interleaved, per_call_us, server_process, versions
 
 from otel_llm import LLMSettings, get_llm_client_smart, select_model
 
@@ -52,7 +51,7 @@ def main() -> None:
             api_models={"LLM_MODEL_KEYWORDS": "mini"},
             enable_llm_model_header=True,
         )
-        print(f"python {sys.version.split()[0]}, openai {openai.__version__}, server {base_url}")
+        print(f"{versions()}, server {base_url}")
         print()
         micro = {
             "select_model": per_call_us(lambda: select_model("keywords", settings=settings)),

@@ -44,7 +44,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _harness import KINDS, REFERENCES, VARIANTS, callgrind_instructions, sdk_call, server_process
+from _harness import KINDS, REFERENCES, VARIANTS, callgrind_instructions, sdk_call, server_process, versions
 
 
 def _calls(variant: str, kind: str, count: int, base_url: str, sdk: bool) -> None:
@@ -151,7 +151,7 @@ def main() -> None:
             for count in (first, second)
         }
         providers = "the SDK's providers" if sdk else "the API's no-op providers"
-        print(f"instructions per call, (N{second} - N{first}) / {second - first}, callgrind, {providers}")
+        print(f"{versions()}; instructions per call, (N{second} - N{first}) / {second - first}, callgrind, {providers}")
         for kind in args.kinds:
             per_call = {
                 variant: (runs[kind, variant, second].result() - runs[kind, variant, first].result()) / (second - first)

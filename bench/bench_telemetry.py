@@ -39,6 +39,7 @@ from _harness import (
     redis_process,
     sdk_call,
     server_process,
+    versions,
 )
 
 from otel_llm import LLMSettings, get_llm_client_smart
@@ -208,7 +209,7 @@ def main() -> None:
         if redis_url is not None:  # one round trip a call (the breaker), then three (and the budget's two)
             scenarios["non-streamed, lean, breakers on Redis (loopback)"] = (raw_chat, lambda: chat(shared))
             scenarios["non-streamed, lean, breakers and a budget on Redis"] = (raw_chat, lambda: chat(on_redis))
-        print(f"openai {openai.__version__}; {args.rounds} rounds x {args.block} calls per block, interleaved")
+        print(f"{versions()}; {args.rounds} rounds x {args.block} calls per block, interleaved")
         results: dict[str, Comparison] = {}
         for label, (raw_call, our_call) in scenarios.items():
             comparison = results[label] = interleaved(raw_call, our_call, args.rounds, args.block)
