@@ -26,6 +26,7 @@ already drains after ``[DONE]`` itself.)
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -66,8 +67,7 @@ def sync_http_client(*, http_spans: bool) -> httpx2.Client:
         pattern: None if transport is None else _sync_transport(transport)  # None: NO_PROXY, the default
         for pattern, transport in client._mounts.items()
     }
-    if http_spans and not _instrumented_globally():
-        _instrument(client)
+    _http_spans(client, http_spans)
     return client
 
 
@@ -84,13 +84,22 @@ def async_http_client(*, http_spans: bool) -> httpx2.AsyncClient:
     client = openai.DefaultAsyncHttpxClient()
     for transport in (client._transport, *client._mounts.values()):
         bound_reads(transport)
-    if http_spans and not _instrumented_globally():
-        _instrument(client)
+    _http_spans(client, http_spans)
     return client
 
 
+def _http_spans(client: httpx2.Client | httpx2.AsyncClient, wanted: bool) -> None:
+    """The HTTP span under each attempt (``LLM_HTTP_SPANS``), unless every client of the process makes one
+    already (``opentelemetry-instrument``); in both, the keys in the request headers are never captured."""
+    instrumentation = sys.modules.get("opentelemetry.instrumentation.httpx")  # not imported: not applied
+    if instrumentation is not None and instrumentation.HTTPX2ClientInstrumentor().is_instrumented_by_opentelemetry:
+        _defer_header_normalisation()
+    elif wanted:
+        _instrument(client)
+
+
 def _instrument(client: httpx2.Client | httpx2.AsyncClient) -> None:
-    """The HTTP span under each attempt; a telemetry pipeline that raises cannot fail the request."""
+    """Our clients' HTTP spans; a telemetry pipeline that raises cannot fail the request."""
     from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 
     _defer_header_normalisation()
@@ -99,13 +108,6 @@ def _instrument(client: httpx2.Client | httpx2.AsyncClient) -> None:
         tracer_provider=GuardedTracerProvider(trace.get_tracer_provider()),
         meter_provider=GuardedMeterProvider(metrics.get_meter_provider()),
     )
-
-
-def _instrumented_globally() -> bool:
-    """Under ``opentelemetry-instrument`` every httpx2 client already makes HTTP spans: no second one."""
-    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
-
-    return bool(HTTPX2ClientInstrumentor().is_instrumented_by_opentelemetry)
 
 
 # -- the httpx2 instrumentation's header normalisation, deferred ---------------------
@@ -120,6 +122,16 @@ def _instrumented_globally() -> bool:
 # off. Its normaliser is wrapped to hand back the same mapping, made the first
 # time something reads it. This reaches an internal name of the library:
 # tests/test_http_spans.py fails if the hook stops reaching it.
+#
+# The same place keeps the keys out of telemetry: headers are captured by
+# name patterns (".*" captures all), and redacted only when also named in
+# OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS. The headers that
+# carry a key are redacted here whatever the patterns say (for every client
+# the instrumentation watches, once the hook is in place: a key is never
+# telemetry).
+
+_KEY_HEADERS = ("authorization", "api-key", "proxy-authorization")  # as normalised: lower case
+_REDACTED = "[REDACTED]"  # what the library writes for a sanitised header
 
 
 def _defer_header_normalisation() -> None:
@@ -141,7 +153,7 @@ class _DeferredNormaliser:
 
 
 class _NormalisedWhenRead(Mapping[str, list[str]]):
-    """What the normaliser returns for ``headers``, made when first read."""
+    """What the normaliser returns for ``headers``, made when first read, keys redacted."""
 
     __slots__ = ("_headers", "_module", "_normalise", "_normalised")
 
@@ -153,7 +165,11 @@ class _NormalisedWhenRead(Mapping[str, list[str]]):
 
     def _made(self) -> Mapping[str, list[str]]:
         if self._normalised is None:
-            self._normalised = self._normalise(self._headers, self._module)
+            normalised = dict(self._normalise(self._headers, self._module))
+            for name in _KEY_HEADERS:
+                if name in normalised:
+                    normalised[name] = [_REDACTED]
+            self._normalised = normalised
         return self._normalised
 
     def __bool__(self) -> bool:

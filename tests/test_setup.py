@@ -238,7 +238,8 @@ def test_configure_telemetry_exports_over_otlp_grpc_with_the_grpc_extra() -> Non
 
 
 def test_under_opentelemetry_instrument_each_attempt_has_one_http_span(receiver: _Receiver) -> None:
-    """The application's own setup (auto-instrumentation, httpx2 instrumented globally) is used as is."""
+    """The application's own setup (auto-instrumentation, httpx2 instrumented globally) is used as is; though
+    it captures every request header, the key in them is redacted."""
     instrument = os.path.join(os.path.dirname(sys.executable), "opentelemetry-instrument")
     environment = {
         **os.environ,
@@ -247,6 +248,7 @@ def test_under_opentelemetry_instrument_each_attempt_has_one_http_span(receiver:
         "OTEL_SERVICE_NAME": "instrumented-app",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST": ".*",
     }
     result = subprocess.run(
         [instrument, sys.executable, "-m", "otel_llm", "demo"],
@@ -268,3 +270,12 @@ def test_under_opentelemetry_instrument_each_attempt_has_one_http_span(receiver:
     for attempt in attempts:
         children = [span.name for span in spans if span.parent_span_id == attempt.span_id]
         assert children == ["POST"]
+    posts = [span for span in spans if span.name == "POST"]
+    keys = [
+        [value.string_value for value in attribute.value.array_value.values]
+        for span in posts
+        for attribute in span.attributes
+        if attribute.key in ("http.request.header.authorization", "http.request.header.api_key")
+    ]
+    assert keys == [["[REDACTED]"]] * len(posts)
+    assert "demo-key-not-secret" not in b"".join(receiver.bodies["/v1/traces"]).decode(errors="replace")

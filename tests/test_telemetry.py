@@ -6,6 +6,7 @@ import gc
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -22,6 +23,7 @@ from otel_llm import (
     LLMSettings,
     StreamTruncatedError,
     UnknownModelError,
+    close_clients,
     get_async_llm_client_smart,
     get_llm_client_smart,
 )
@@ -577,13 +579,28 @@ def test_rejected_header_value_never_reaches_telemetry(
     assert rejected not in all_telemetry(spans, metric_reader)
 
 
+@pytest.fixture(params=["headers not captured", "every header captured"])
+def captured_headers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+    """HTTP spans that capture no header, or every request and response header (clients built anew for it)."""
+    capture = request.param == "every header captured"
+    if capture:
+        close_clients()
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE", ".*")
+    yield capture
+    if capture:
+        close_clients()  # no client capturing headers outlives the test
+
+
 def test_api_key_never_reaches_telemetry(
     server: MockLLMServer,
     settings: LLMSettings,
     spans: InMemorySpanExporter,
     metric_reader: InMemoryMetricReader,
     api: str,
+    captured_headers: bool,
 ) -> None:
+    """Not even when the HTTP spans capture every header, ``Authorization`` and Azure's ``api-key`` included."""
     client = get_llm_client_smart(api, settings=settings)
     client.chat.completions.create(messages=MESSAGES)
     list(client.chat.completions.create(messages=MESSAGES, stream=True))
@@ -593,6 +610,15 @@ def test_api_key_never_reaches_telemetry(
         client.chat.completions.create(messages=MESSAGES)
     assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"  # it was sent...
     assert KEY not in all_telemetry(spans, metric_reader)  # ...and never recorded
+    http_spans = [span.attributes for span in spans.get_finished_spans() if span.name == "POST"]
+    assert len(http_spans) == 4
+    if captured_headers:  # the other headers are captured, the keys' redacted
+        assert all(span["http.request.header.content_type"] == ("application/json",) for span in http_spans)
+        redacted = [
+            span.get("http.request.header.authorization", span.get("http.request.header.api_key"))
+            for span in http_spans
+        ]
+        assert redacted == [("[REDACTED]",)] * 4
 
 
 def test_spans_nest_under_the_callers_span(
