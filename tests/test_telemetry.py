@@ -319,6 +319,14 @@ def test_stream_usage_is_exact_and_the_extra_chunk_hidden(
     assert (first_chunk.count, unit) == (1, "s")
 
 
+USAGE_ATTRIBUTES = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+)
+
+
 @pytest.mark.parametrize("caller_asks_usage", [False, True])
 def test_a_stream_records_cached_and_reasoning_tokens_as_its_usage_chunk_says(
     server: MockLLMServer, settings: LLMSettings, spans: InMemorySpanExporter, api: str, caller_asks_usage: bool
@@ -354,14 +362,6 @@ def test_a_stream_records_cached_and_reasoning_tokens_as_its_usage_chunk_says(
     assert attempt.attributes["otel_llm.cost.usd"] == pytest.approx(
         cost(usage.prompt_tokens, usage.completion_tokens, cached)
     )
-
-
-USAGE_ATTRIBUTES = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.cache_read.input_tokens",
-    "gen_ai.usage.reasoning.output_tokens",
-)
 
 
 def test_a_bug_reading_raw_stream_events_changes_nothing_the_caller_gets(
