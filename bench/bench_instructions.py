@@ -118,8 +118,8 @@ def _print_profile(variant: str, kind: str, counts: tuple[int, int], base_url: s
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        variant, kind, count, base_url, sdk = sys.argv[2:7]
-        _calls(variant, kind, int(count), base_url, sdk == "sdk")
+        variant, kind, count, base_url, providers = sys.argv[2:7]
+        _calls(variant, kind, int(count), base_url, providers == "sdk")
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))

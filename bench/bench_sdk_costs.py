@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from _harness import callgrind_instructions, versions
@@ -28,7 +29,12 @@ METRIC_ATTRIBUTES = {
     "otel_llm.api.name": "keywords",
     "otel_llm.model.alias": "mini",
 }
-SPAN_ATTRIBUTES = {**METRIC_ATTRIBUTES, "server.address": "api.openai.com", "server.port": 443, "otel_llm.attempt": 1}
+SPAN_ATTRIBUTES: dict[str, str | int] = {
+    **METRIC_ATTRIBUTES,
+    "server.address": "api.openai.com",
+    "server.port": 443,
+    "otel_llm.attempt": 1,
+}
 OPERATIONS = (
     "span",
     "span, 8 attributes",
@@ -49,13 +55,14 @@ def _run(operation: str, count: int) -> None:
     histogram = meter.create_histogram("bench.duration", unit="s")
     counter = meter.create_counter("bench.calls")
     sampled = trace.set_span_in_context(tracer.start_span("parent"))  # exemplars sample under a sampled span
-    act = {
+    operations: dict[str, Callable[[], object]] = {
         "span": lambda: tracer.start_span("chat keywords").end(),
         "span, 8 attributes": lambda: tracer.start_span("chat keywords", attributes=SPAN_ATTRIBUTES).end(),
         "histogram record, 5 attributes": lambda: histogram.record(0.5, METRIC_ATTRIBUTES),
         "histogram record, 5 attributes, exemplar": lambda: histogram.record(0.5, METRIC_ATTRIBUTES, sampled),
         "counter add, 5 attributes": lambda: counter.add(1, METRIC_ATTRIBUTES),
-    }[operation]
+    }
+    act = operations[operation]
     for _ in range(10):
         act()
     for _ in range(count):
