@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import Token
 from typing import Any
 
 import httpx2
@@ -89,6 +90,17 @@ class StreamObserver:
         if reader.complete:
             finish_body_on_close(self.response)  # the answer is complete: let the connection be reused
         return passes
+
+    def wait_for_next(self) -> Token[float | None] | None:
+        """Bound the wait for the next event by the idle timeout; the token to give :meth:`waited`."""
+        if self.idle_timeout is None:
+            return None
+        return read_deadline.set(time.monotonic() + self.idle_timeout)
+
+    @staticmethod
+    def waited(token: Token[float | None] | None) -> None:
+        if token is not None:
+            read_deadline.reset(token)
 
     def show(self, event: Any) -> bool:
         """Observe ``event``; whether the caller gets to see it."""
@@ -181,9 +193,7 @@ class ObservedStream(_Observed):
             return self._self_held.popleft()
         observer = self._self_observer
         while True:
-            # The idle timeout bounds the wait for the next event.
-            idle = observer.idle_timeout
-            token = None if idle is None else read_deadline.set(time.monotonic() + idle)
+            token = observer.wait_for_next()
             try:
                 event = self.__wrapped__.__next__()
             except StopIteration:
@@ -195,8 +205,7 @@ class ObservedStream(_Observed):
                     raise
                 raise stalled from error
             finally:
-                if token is not None:
-                    read_deadline.reset(token)
+                observer.waited(token)
             if observer.show(event):
                 return event
 
@@ -231,9 +240,7 @@ class AsyncObservedStream(_Observed):
             return self._self_held.popleft()
         observer = self._self_observer
         while True:
-            # The idle timeout bounds the wait for the next event.
-            idle = observer.idle_timeout
-            token = None if idle is None else read_deadline.set(time.monotonic() + idle)
+            token = observer.wait_for_next()
             try:
                 event = await self.__wrapped__.__anext__()
             except StopAsyncIteration:
@@ -245,8 +252,7 @@ class AsyncObservedStream(_Observed):
                     raise
                 raise stalled from error
             finally:
-                if token is not None:
-                    read_deadline.reset(token)
+                observer.waited(token)
             if observer.show(event):
                 return event
 

@@ -217,10 +217,11 @@ class _DrainOnClose(httpx2.SyncByteStream):
         self.finish_on_close = False
 
     def __iter__(self) -> Iterator[bytes]:
-        # The underlying iterator itself, no generator of ours in between (it
-        # would cost a step per chunk): close() reads on from where the reader stopped.
         self._chunks = iter(self._stream)
-        return self._chunks
+        # A plain loop, not `yield from`: closing this generator must not close
+        # the underlying one, which close() still reads from.
+        for chunk in self._chunks:  # noqa: UP028
+            yield chunk
 
     def close(self) -> None:
         try:
