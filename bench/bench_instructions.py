@@ -10,8 +10,9 @@ counts do not: the same program with the same inputs executes the same
 instructions, whatever else the machine does. Each variant (the raw ``openai``
 client, otel-llm with ``LLM_HTTP_SPANS=false``, otel-llm by default) makes N1
 and then N2 calls of each kind in a process of its own under callgrind,
-against the embedded server in another process (not counted), with real
-OpenTelemetry SDK providers installed; (total(N2) - total(N1)) / (N2 - N1) is
+against the embedded server in another process (not counted), with the real
+OpenTelemetry SDK providers the timing benchmarks install (spans batched to an
+exporter that drops them, a metric reader); (total(N2) - total(N1)) / (N2 - N1) is
 the cost of one call, start-up and imports cancelled out. The hash seed is
 fixed (it decides dict layouts, so counts move by about half a percent from
 one seed to another) and the start-up heap is frozen out of the garbage
@@ -44,7 +45,16 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _harness import KINDS, REFERENCES, VARIANTS, callgrind_instructions, sdk_call, server_process, versions
+from _harness import (
+    KINDS,
+    REFERENCES,
+    VARIANTS,
+    callgrind_instructions,
+    install_sdk,
+    sdk_call,
+    server_process,
+    versions,
+)
 
 
 def _calls(variant: str, kind: str, count: int, base_url: str, sdk: bool) -> None:
@@ -52,18 +62,7 @@ def _calls(variant: str, kind: str, count: int, base_url: str, sdk: bool) -> Non
 
     ``sdk``: with the SDK's providers installed (else the API's no-op ones stay).
     """
-    from opentelemetry import metrics, trace
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
-    if sdk:
-        trace.set_tracer_provider(provider)
-        metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    provider = install_sdk()[0] if sdk else None
     call = sdk_call(variant, kind, base_url)
     for _ in range(3):
         call()
@@ -73,7 +72,8 @@ def _calls(variant: str, kind: str, count: int, base_url: str, sdk: bool) -> Non
     gc.freeze()
     for _ in range(count):
         call()
-    provider.shutdown()
+    if provider is not None:
+        provider.shutdown()  # the batched spans exported
 
 
 def _child(variant: str, kind: str, count: int, base_url: str, sdk: bool = True) -> list[str]:

@@ -50,14 +50,12 @@ _DRAIN_LIMIT_BYTES = 64 * 1024
 _BODY_EXTENSION = "otel_llm.body"
 
 
-# The httpx2 instrumentation and the bounded reads (httpcore2) are imported with the first client
-# built, not with otel_llm: they are slow to import.
-
-
 # Both clients are built as the SDK builds its own, and their transports
 # changed afterwards: a client given a transport would ignore the proxies of
 # the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY), which httpx
-# mounts as transports of their own, beside the default one.
+# mounts as transports of their own, beside the default one. The httpx2
+# instrumentation and the bounded reads (httpcore2) are imported with the
+# first client built, not with otel_llm: they are slow to import.
 
 
 def sync_http_client(*, http_spans: bool) -> httpx2.Client:
